@@ -1,0 +1,11 @@
+/** Process exit codes; documented in the README. */
+export const ExitCode = {
+  ok: 0,
+  /** Runtime failure: the journal could not be opened, a component could not start, the shutdown deadline passed. */
+  failure: 1,
+  /** Bad command line. */
+  usage: 2,
+  /** The config file is missing, unreadable or invalid. */
+  config: 3,
+  /** Second SIGINT/SIGTERM during shutdown: 128 + the signal number (130, 143). */
+} as const;

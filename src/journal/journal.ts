@@ -1,0 +1,58 @@
+import type { Component } from '../component.js';
+
+/** One reading, as journaled and shipped. */
+export interface JournalRecord {
+  /** Gateway-wide sequence number: monotonic, never reused. */
+  seq: number;
+  /** Capture time, milliseconds since the epoch. */
+  time: number;
+  /** Source that produced it, e.g. "mqtt:local". */
+  source: string;
+  /** Source topic: the MQTT topic, or the serial port's topic. */
+  topic: string;
+  /** Partition key chosen at the source, if any (routes may set one at ship time instead). */
+  key: string | null;
+  payload: Buffer;
+  /** Extra headers from the source, if any. */
+  headers: Record<string, string> | null;
+}
+
+export type NewRecord = Omit<JournalRecord, 'seq'>;
+
+export interface JournalStats {
+  /** Records not yet confirmed by every sink (approximate while appends are pending). */
+  backlogRecords: number;
+  /** Capture time of the oldest record still journaled, or null when empty. */
+  oldestTime: number | null;
+  /** Highest seq committed to disk. */
+  committedSeq: number;
+  /** Bytes the database file holds in use (pages minus free pages). */
+  usedBytes: number;
+  commits: number;
+}
+
+/**
+ * The store-and-forward journal: the only place a record lives between source and sink.
+ * Appends are group-committed; each sink reads after its own cursor and acknowledges ranges.
+ */
+export interface Journal extends Component {
+  /** Queues a record for the next group commit and returns its seq. Not durable until `onCommit` reports a seq at or past it. */
+  append(record: NewRecord): number;
+  /** Called after each group commit with the highest seq now durable. Returns an unsubscribe function. */
+  onCommit(listener: (committedSeq: number) => void): () => void;
+  /** Commits whatever is pending now. */
+  flush(): void;
+  /** Highest seq durably committed. */
+  readonly committedSeq: number;
+  /** Highest seq handed out by `append` (committed or pending). */
+  readonly lastAssignedSeq: number;
+  /** Makes sure the named sinks have cursors; forgets cursors of sinks not named. */
+  registerSinks(names: readonly string[]): void;
+  /** The sink's cursor: every record at or below it is confirmed by that sink. */
+  cursor(sink: string): number;
+  /** Committed records after `afterSeq`, in seq order, up to the limits (at least one record if any). */
+  read(afterSeq: number, maxRecords: number, maxBytes: number): JournalRecord[];
+  /** Moves the sink's cursor to `seq` and deletes what every sink has confirmed. */
+  ack(sink: string, seq: number): void;
+  stats(): JournalStats;
+}

@@ -1,0 +1,213 @@
+import type { Logger } from 'pino';
+import type { Component } from '../component.js';
+import type { SinkConfig } from '../config/load.js';
+import { errorMessage, SluiceError } from '../errors.js';
+import type { Journal, JournalRecord } from '../journal/journal.js';
+import type { Metrics } from '../metrics.js';
+import { Backoff } from '../util/backoff.js';
+import type { Clock } from '../util/clock.js';
+import { OnceLogger } from '../util/once-logger.js';
+import { sleep } from '../util/sleep.js';
+import { createKafkajsClient, type KafkaClientFactory, type KafkaProducerClient, type OutgoingBatch } from './kafka-client.js';
+import { Router } from './router.js';
+
+export interface KafkaSinkDeps {
+  journal: Journal;
+  logger: Logger;
+  metrics: Metrics;
+  clock: Clock;
+  gatewayId: string;
+  /** Default: kafkajs. */
+  createClient?: KafkaClientFactory;
+}
+
+/** Extra time past the request timeout before the sink gives up on a send kafkajs has not ended. */
+const SEND_GRACE_MS = 5000;
+
+/**
+ * Ships journaled records to one Kafka cluster in batches, one batch in flight, and moves its
+ * cursor only after the broker confirmed the batch. Failures keep every record and retry
+ * forever with backoff; a client that failed is discarded and made anew.
+ */
+export class KafkaSink implements Component {
+  readonly name: string;
+  private client: KafkaProducerClient | null = null;
+  private loop: Promise<void> | null = null;
+  private abort = new AbortController();
+  private failingSince: number | null = null;
+  private readonly router: Router;
+  private readonly backoff: Backoff;
+  private readonly log: Logger;
+  private readonly once: OnceLogger;
+  private wake: (() => void) | null = null;
+  private unsubscribeCommit: (() => void) | null = null;
+
+  constructor(
+    private readonly cfg: SinkConfig,
+    private readonly deps: KafkaSinkDeps,
+  ) {
+    this.name = `sink:${cfg.name}`;
+    this.log = deps.logger.child({ component: this.name });
+    this.once = new OnceLogger(this.log);
+    this.router = new Router(cfg.route, cfg.defaultTopic);
+    this.backoff = new Backoff({ initialMs: cfg.retryMinMs, maxMs: cfg.retryMaxMs });
+  }
+
+  async start(): Promise<void> {
+    if (this.loop) return;
+    this.abort = new AbortController();
+    this.unsubscribeCommit = this.deps.journal.onCommit(() => this.wake?.());
+    this.log.info({ brokers: this.cfg.brokers, cursor: this.deps.journal.cursor(this.cfg.name) }, 'Kafka sink started');
+    this.loop = this.run().catch((err) => {
+      this.log.fatal({ err }, 'Kafka sink loop ended unexpectedly');
+    });
+  }
+
+  private get stopping(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  private async run(): Promise<void> {
+    const { journal } = this.deps;
+    const cfg = this.cfg;
+    let lingered = false;
+    while (!this.stopping) {
+      const records = journal.read(journal.cursor(cfg.name), cfg.batchMaxRecords, cfg.batchMaxBytes);
+      if (records.length === 0) {
+        await this.waitForCommit();
+        lingered = false;
+        continue;
+      }
+      if (records.length < cfg.batchMaxRecords && cfg.lingerMs > 0 && !lingered) {
+        lingered = true;
+        await sleep(cfg.lingerMs, this.abort.signal);
+        continue;
+      }
+      lingered = false;
+      await this.ship(records);
+    }
+  }
+
+  /** Sends one batch until the broker confirms it (then moves the cursor) or the sink stops. */
+  private async ship(records: JournalRecord[]): Promise<void> {
+    const last = records[records.length - 1]!.seq;
+    const batch = this.toBatch(records);
+    if (batch.topicMessages.length === 0) return this.advance(last);
+    while (!this.stopping) {
+      try {
+        const client = await this.connectedClient();
+        await withTimeout(client.send(batch, this.cfg.requestTimeoutMs), this.cfg.requestTimeoutMs + SEND_GRACE_MS);
+      } catch (err) {
+        this.deps.metrics.inc('sluice_sink_errors_total', { sink: this.cfg.name });
+        const delay = this.backoff.next();
+        if (this.failingSince === null) {
+          this.failingSince = this.deps.clock.now();
+          this.log.warn({ err: errorMessage(err), brokers: this.cfg.brokers }, 'cannot ship to Kafka; records stay in the journal, retrying with backoff');
+        } else {
+          this.log.debug({ err: errorMessage(err), retryInMs: delay }, 'Kafka send failed again');
+        }
+        this.dropClient();
+        await sleep(delay, this.abort.signal);
+        continue;
+      }
+      const n = batch.topicMessages.reduce((s, t) => s + t.messages.length, 0);
+      this.deps.metrics.inc('sluice_sink_shipped_total', { sink: this.cfg.name }, n);
+      this.deps.metrics.set('sluice_sink_last_success_seconds', { sink: this.cfg.name }, this.deps.clock.now() / 1000);
+      if (this.failingSince !== null) {
+        this.log.info({ downForMs: this.deps.clock.now() - this.failingSince }, 'Kafka reachable again; shipping the backlog');
+        this.failingSince = null;
+      }
+      this.backoff.reset();
+      return this.advance(last);
+    }
+  }
+
+  private advance(seq: number): void {
+    try {
+      this.deps.journal.ack(this.cfg.name, seq);
+    } catch (err) {
+      // Only when the journal closed under a send that outlived the shutdown deadline.
+      this.log.warn({ err: errorMessage(err) }, 'could not move the cursor; the batch will be sent again');
+    }
+  }
+
+  private toBatch(records: JournalRecord[]): OutgoingBatch {
+    const byTopic = new Map<string, OutgoingBatch['topicMessages'][number]['messages']>();
+    for (const r of records) {
+      const target = this.router.route(r.topic);
+      if (!target) {
+        this.deps.metrics.inc('sluice_sink_unrouted_total', { sink: this.cfg.name });
+        this.once.warn(`unrouted:${r.topic}`, { topic: r.topic, seq: r.seq }, 'no route matches this topic and no default_topic is set; record skipped by this sink');
+        continue;
+      }
+      let list = byTopic.get(target.topic);
+      if (!list) byTopic.set(target.topic, (list = []));
+      const headers: Record<string, string> = {
+        ...(r.headers ?? {}),
+        'sluice.gateway': this.deps.gatewayId,
+        'sluice.seq': String(r.seq),
+        'sluice.source': r.source,
+        'sluice.topic': r.topic,
+        'sluice.time': String(r.time),
+      };
+      list.push({ key: target.key ?? r.key, value: r.payload, timestamp: String(Math.round(r.time)), headers });
+    }
+    return { topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) };
+  }
+
+  private async connectedClient(): Promise<KafkaProducerClient> {
+    if (this.client) return this.client;
+    const factory = this.deps.createClient ?? createKafkajsClient;
+    const client = factory(this.cfg, this.cfg.clientId ?? `sluice-${this.deps.gatewayId}`, this.log);
+    this.client = client;
+    try {
+      await withTimeout(client.connect(), this.cfg.connectionTimeoutMs + this.cfg.requestTimeoutMs);
+    } catch (err) {
+      this.dropClient();
+      throw err;
+    }
+    return client;
+  }
+
+  /** A failed producer may stay "disconnected" for good (a known kafkajs issue): make a new one. */
+  private dropClient(): void {
+    const c = this.client;
+    this.client = null;
+    c?.disconnect().catch(() => undefined);
+  }
+
+  private waitForCommit(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.wake = null;
+        this.abort.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.wake = done;
+      this.abort.signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Stops after the batch in flight is confirmed, or leaves it for next time at the deadline. */
+  async stop(deadlineMs = 5000): Promise<void> {
+    if (!this.loop) return;
+    this.abort.abort();
+    const loop = this.loop;
+    this.loop = null;
+    const finished = await Promise.race([loop.then(() => true), sleep(deadlineMs).then(() => false)]);
+    if (!finished) this.log.warn('in-flight batch not confirmed before the deadline; it will be sent again next time');
+    this.unsubscribeCommit?.();
+    const c = this.client;
+    this.client = null;
+    await c?.disconnect().catch(() => undefined);
+    this.log.info('Kafka sink stopped');
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new SluiceError('SLUICE_KAFKA_TIMEOUT', `no answer from Kafka within ${ms} ms`, { retriable: true })), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,87 @@
+import type { MqttClient, Packet } from 'mqtt';
+import { SluiceError } from '../errors.js';
+
+/*
+ * Holds PUBACK/PUBREC until the journal commit that contains the message, without stalling
+ * MQTT.js's parser.
+ *
+ * MQTT.js handles one incoming packet at a time and sends PUBACK only after `handleMessage`
+ * calls back; waiting for an fsync there caps a connection at one commit per message. Instead,
+ * `handleMessage` calls back at once and this gate catches the acknowledgement on its way out
+ * (`_sendPacket`, an MQTT.js internal), lets the parser go on, and sends the held acks in
+ * arrival order once the journal reports them committed. mqtt is pinned to an exact version
+ * for this; test/integration/mqtt-ack-gate.test.ts fails if an upgrade changes the internals.
+ */
+
+type SendPacket = (packet: Packet, cb?: (err?: Error) => void, cbStorePut?: () => void, noStore?: boolean) => void;
+
+interface Held {
+  packet: Packet;
+  /** Send once the journal has committed through this seq. */
+  waitFor: number;
+  generation: number;
+}
+
+export class AckGate {
+  private readonly held: Held[] = [];
+  /** messageId → seq the ack for it must wait for; set by the source before MQTT.js sends the ack. */
+  private readonly expected = new Map<number, number>();
+  private generation = 0;
+  private readonly send: SendPacket;
+
+  constructor(
+    private readonly client: MqttClient,
+    private readonly committedSeq: () => number,
+  ) {
+    const internal = client as unknown as { _sendPacket?: SendPacket };
+    if (typeof internal._sendPacket !== 'function') {
+      throw new SluiceError('SLUICE_MQTT_INTERNALS', 'this MQTT.js version has no _sendPacket; the acknowledgement gate cannot work with it (mqtt is pinned in package.json for this reason)');
+    }
+    this.send = internal._sendPacket.bind(client);
+    internal._sendPacket = (packet, cb, cbStorePut, noStore) => {
+      if ((packet.cmd === 'puback' || packet.cmd === 'pubrec') && packet.messageId !== undefined && this.expected.has(packet.messageId)) {
+        const waitFor = this.expected.get(packet.messageId)!;
+        this.expected.delete(packet.messageId);
+        this.held.push({ packet, waitFor, generation: this.generation });
+        this.release();
+        // Let MQTT.js parse the next packet now; the ack goes out later, in order.
+        cb?.();
+        return;
+      }
+      this.send(packet, cb, cbStorePut, noStore);
+    };
+  }
+
+  /** The ack MQTT.js is about to send for `messageId` must wait until `seq` is committed. */
+  expect(messageId: number, seq: number): void {
+    this.expected.set(messageId, seq);
+  }
+
+  /** Sends every held ack whose record is committed, stopping at the first that is not (order). */
+  release(): void {
+    const committed = this.committedSeq();
+    let n = 0;
+    while (n < this.held.length && this.held[n]!.waitFor <= committed) n++;
+    if (n === 0) return;
+    const ready = this.held.splice(0, n);
+    for (const h of ready) {
+      if (h.generation === this.generation && this.client.connected) this.send(h.packet);
+    }
+  }
+
+  /**
+   * The connection is gone: acks held for it must never reach a later connection, where the
+   * same message id may name another message. The broker redelivers those messages.
+   */
+  connectionLost(): number {
+    const dropped = this.held.length;
+    this.held.length = 0;
+    this.expected.clear();
+    this.generation++;
+    return dropped;
+  }
+
+  get heldCount(): number {
+    return this.held.length;
+  }
+}

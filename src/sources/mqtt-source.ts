@@ -1,0 +1,211 @@
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import type { Component } from '../component.js';
+import type { MqttConfig } from '../config/load.js';
+import type { Journal } from '../journal/journal.js';
+import type { Metrics } from '../metrics.js';
+import { Backoff } from '../util/backoff.js';
+import type { Clock } from '../util/clock.js';
+import { OnceLogger } from '../util/once-logger.js';
+import { AckGate } from './ack-gate.js';
+import { Qos2Store } from './qos2-store.js';
+
+export type MqttClientFactory = (url: string, options: IClientOptions) => MqttClient;
+
+export interface MqttSourceDeps {
+  journal: Journal;
+  logger: Logger;
+  clock: Clock;
+  metrics: Metrics;
+  gatewayId: string;
+  /** Default: MQTT.js's `connect`. */
+  createClient?: MqttClientFactory;
+}
+
+/**
+ * Subscribes to a local MQTT broker with a persistent session and journals every message,
+ * acknowledging it to the broker only once the journal commit that holds it is durable.
+ */
+export class MqttSource implements Component {
+  readonly name: string;
+  private client: MqttClient | null = null;
+  private gate: AckGate | null = null;
+  private unsubscribeCommit: (() => void) | null = null;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
+  private state: 'idle' | 'connecting' | 'connected' | 'waiting' = 'idle';
+  private readonly backoff: Backoff;
+  private readonly log: Logger;
+  private readonly once: OnceLogger;
+  private readonly sourceName: string;
+
+  constructor(
+    private readonly cfg: MqttConfig,
+    private readonly deps: MqttSourceDeps,
+  ) {
+    this.name = `mqtt:${cfg.name}`;
+    this.sourceName = `mqtt:${cfg.name}`;
+    this.log = deps.logger.child({ component: this.name });
+    this.once = new OnceLogger(this.log);
+    this.backoff = new Backoff({ initialMs: cfg.reconnectMinMs, maxMs: cfg.reconnectMaxMs });
+  }
+
+  get connected(): boolean {
+    return this.state === 'connected';
+  }
+
+  async start(): Promise<void> {
+    if (this.client) return;
+    this.stopping = false;
+    const cfg = this.cfg;
+    const qos2 = new Qos2Store((packet, redelivery) => this.onQos2Publish(packet, redelivery));
+    const options: IClientOptions = {
+      clientId: cfg.clientId ?? `sluice-${this.deps.gatewayId}-${cfg.name}`,
+      username: cfg.username,
+      password: cfg.password?.reveal(),
+      protocolVersion: cfg.protocolVersion,
+      clean: false,
+      keepalive: cfg.keepaliveS,
+      connectTimeout: cfg.connectTimeoutMs,
+      // Reconnects are ours, with backoff and jitter.
+      reconnectPeriod: 0,
+      // MQTT.js does not resubscribe a lost 3.1.1 session; we do it on every connack without a session.
+      resubscribe: false,
+      manualConnect: true,
+      incomingStore: qos2 as unknown as IClientOptions['incomingStore'],
+      properties: cfg.protocolVersion === 5 ? { sessionExpiryInterval: cfg.sessionExpiryS, receiveMaximum: cfg.receiveMaximum } : undefined,
+      ...(cfg.tls.enabled || cfg.url.startsWith('mqtts') || cfg.url.startsWith('wss')
+        ? {
+            ca: cfg.tls.caFile ? readFileSync(cfg.tls.caFile) : undefined,
+            cert: cfg.tls.certFile ? readFileSync(cfg.tls.certFile) : undefined,
+            key: cfg.tls.keyFile ? readFileSync(cfg.tls.keyFile) : undefined,
+            rejectUnauthorized: cfg.tls.rejectUnauthorized,
+          }
+        : {}),
+    };
+    const client = (this.deps.createClient ?? mqtt.connect)(cfg.url, options);
+    this.client = client;
+    this.gate = new AckGate(client, () => this.deps.journal.committedSeq);
+    this.unsubscribeCommit = this.deps.journal.onCommit(() => this.gate?.release());
+    client.handleMessage = (packet, cb) => this.onMessage(packet, cb);
+    client.on('connect', (connack) => this.onConnect(connack.sessionPresent));
+    client.on('close', () => this.onClose());
+    client.on('error', (err) => this.onError(err));
+    client.on('offline', () => undefined);
+    this.state = 'connecting';
+    this.log.info({ url: cfg.url, clientId: options.clientId }, 'connecting to MQTT broker');
+    client.connect();
+  }
+
+  private onConnect(sessionPresent: boolean): void {
+    this.backoff.reset();
+    this.state = 'connected';
+    this.log.info({ url: this.cfg.url, sessionPresent }, 'connected to MQTT broker');
+    if (!sessionPresent) {
+      const subs = Object.fromEntries(this.cfg.subscribe.map((s) => [s.topic, { qos: s.qos }]));
+      this.client!.subscribe(subs, (err, granted) => {
+        if (err) {
+          this.log.error({ err }, 'subscribe failed; reconnecting');
+          this.client?.end(true, () => this.onClose());
+          return;
+        }
+        const refused = (granted ?? []).filter((g) => g.qos === 128);
+        if (refused.length) this.log.error({ topics: refused.map((g) => g.topic) }, 'broker refused subscriptions');
+        this.log.info({ topics: (granted ?? []).map((g) => `${g.topic} (qos ${g.qos})`) }, 'subscribed');
+      });
+    }
+  }
+
+  private onClose(): void {
+    const dropped = this.gate?.connectionLost() ?? 0;
+    if (this.stopping) return;
+    if (this.state === 'connected') {
+      this.log.warn({ url: this.cfg.url, unackedRedelivered: dropped }, 'lost connection to MQTT broker; reconnecting');
+    } else if (this.state === 'connecting') {
+      this.log.warn({ url: this.cfg.url }, 'MQTT broker not reachable; waiting for it (records already journaled are still shipped)');
+    }
+    this.state = 'waiting';
+    this.scheduleReconnect();
+  }
+
+  private onError(err: Error): void {
+    // MQTT.js emits errors for every failed attempt; the state change is logged by onClose.
+    this.log.debug({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'mqtt client error');
+    this.deps.metrics.inc('sluice_source_errors_total', { source: this.sourceName });
+  }
+
+  private scheduleReconnect(): void {
+    if (this.reconnectTimer || this.stopping) return;
+    const delay = this.backoff.next();
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (this.stopping || !this.client) return;
+      this.state = this.state === 'waiting' ? 'waiting' : 'connecting';
+      this.client.reconnect();
+    }, delay);
+  }
+
+  /** QoS 0/1 messages arrive here; QoS 2 ones were journaled at PUBLISH by the store. */
+  private onMessage(packet: IPublishPacket, cb: (err?: Error) => void): void {
+    if (this.stopping) return; // not acknowledged: the broker keeps it for the next run
+    if (packet.qos === 2) return cb();
+    const seq = this.take(packet);
+    if (packet.qos === 1) this.gate!.expect(packet.messageId!, seq);
+    cb();
+  }
+
+  private onQos2Publish(packet: IPublishPacket, redelivery: boolean): void {
+    const seq = redelivery ? this.deps.journal.committedSeq : this.take(packet);
+    this.gate!.expect(packet.messageId!, seq);
+  }
+
+  /**
+   * Journals the message, or counts and drops it; returns the seq its acknowledgement must wait
+   * for (a dropped message still waits for the ones before it, so acks leave in order).
+   */
+  private take(packet: IPublishPacket): number {
+    const journal = this.deps.journal;
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    this.deps.metrics.inc('sluice_source_received_total', { source: this.sourceName });
+    if (payload.length > this.cfg.maxPayloadBytes) {
+      this.deps.metrics.inc('sluice_source_rejected_total', { source: this.sourceName, reason: 'payload_too_large' });
+      this.once.warn(`too-large:${packet.topic}`, { topic: packet.topic, bytes: payload.length, limit: this.cfg.maxPayloadBytes, rejected: this.deps.metrics.get('sluice_source_rejected_total', { source: this.sourceName, reason: 'payload_too_large' }) }, 'payload over max_payload_bytes rejected');
+      return journal.lastAssignedSeq;
+    }
+    const userProps = packet.properties?.userProperties;
+    let headers: Record<string, string> | null = null;
+    if (userProps) {
+      headers = {};
+      for (const [k, v] of Object.entries(userProps)) headers[k] = Array.isArray(v) ? v.join(',') : String(v);
+    }
+    return journal.append({ time: this.deps.clock.now(), source: this.sourceName, topic: packet.topic, key: null, payload, headers });
+  }
+
+  async stop(): Promise<void> {
+    if (!this.client || this.stopping) return;
+    this.stopping = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    // Commit what was taken and send its acks, so the broker does not redeliver it next time.
+    try {
+      this.deps.journal.flush();
+      this.gate?.release();
+    } catch (err) {
+      this.log.error({ err }, 'final journal commit failed; the broker will redeliver');
+    }
+    const client = this.client;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => client.end(true, () => resolve()), 2000);
+      client.end(false, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    this.unsubscribeCommit?.();
+    this.client = null;
+    this.gate = null;
+    this.state = 'idle';
+    this.log.info('MQTT source stopped');
+  }
+}

@@ -1,0 +1,52 @@
+import { Readable } from 'node:stream';
+import type { IPublishPacket, Packet } from 'mqtt';
+
+/*
+ * MQTT.js's incomingStore for QoS 2, where the journal is the real store. The broker hands a
+ * QoS 2 message over at PUBREC, so the record must be journaled before PUBREC goes out, not at
+ * PUBREL when MQTT.js would deliver it; `put` is that moment. After a restart the broker only
+ * resends PUBREL, and `get` failing makes MQTT.js answer PUBCOMP, which is right: the record
+ * was journaled before the PUBREC.
+ */
+export class Qos2Store {
+  private readonly known = new Map<number, { topic: string }>();
+
+  /** Called for each new QoS 2 PUBLISH; returns the seq its PUBREC must wait for. */
+  constructor(private readonly onPublish: (packet: IPublishPacket, isRedelivery: boolean) => void) {}
+
+  put(packet: Packet, cb: (err?: Error) => void): this {
+    const p = packet as IPublishPacket;
+    const id = p.messageId!;
+    const redelivery = this.known.has(id);
+    if (!redelivery) this.known.set(id, { topic: p.topic });
+    this.onPublish(p, redelivery);
+    cb();
+    return this;
+  }
+
+  get(packet: Packet, cb: (err?: Error, packet?: Packet) => void): this {
+    const id = (packet as { messageId?: number }).messageId!;
+    const k = this.known.get(id);
+    if (!k) {
+      cb(new Error('unknown QoS 2 message id'));
+      return this;
+    }
+    cb(undefined, { cmd: 'publish', qos: 2, dup: false, retain: false, topic: k.topic, payload: Buffer.alloc(0), messageId: id } as IPublishPacket);
+    return this;
+  }
+
+  del(packet: Packet, cb: (err?: Error, packet?: Packet) => void): this {
+    const id = (packet as { messageId?: number }).messageId!;
+    this.known.delete(id);
+    cb(undefined, packet);
+    return this;
+  }
+
+  createStream(): Readable {
+    return Readable.from([]);
+  }
+
+  close(cb: () => void): void {
+    cb();
+  }
+}
