@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the tests and benchmarks need and the project does not ship: Debian's mosquitto,
+# kcat and socat, and Apache Kafka's broker jars (cached). Idempotent; quick when all is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+command -v socat >/dev/null 2>&1 || missing+=(socat)
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "ensure-test-deps: missing ${missing[*]}; install them (sudo apt-get install ${missing[*]}) and run again" >&2
+    exit 1
+  fi
+  echo "ensure-test-deps: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+bash scripts/fetch-kafka.sh >/dev/null

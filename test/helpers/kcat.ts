@@ -1,0 +1,48 @@
+import { execFile } from 'node:child_process';
+
+export interface KafkaMessage {
+  topic: string;
+  partition: number;
+  offset: number;
+  key: string | null;
+  payload: string | null;
+  ts: number;
+  headers: Record<string, string>;
+}
+
+/**
+ * Reads every message of a topic from the beginning with kcat (librdkafka), an independent
+ * consumer: what it returns is what actually landed in Kafka.
+ */
+export function consumeAll(bootstrap: string, topic: string, extra: string[] = []): Promise<KafkaMessage[]> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'kcat',
+      ['-C', '-b', bootstrap, '-t', topic, '-o', 'beginning', '-e', '-J', '-q', ...extra],
+      { maxBuffer: 1 << 30, timeout: 60000 },
+      (err, stdout, stderr) => {
+        if (err) return reject(new Error(`kcat failed: ${stderr || err.message}`));
+        const out: KafkaMessage[] = [];
+        for (const line of stdout.split('\n')) {
+          if (!line.trim()) continue;
+          const m = JSON.parse(line) as { topic: string; partition: number; offset: number; key: string | null; payload: string | null; ts: number; headers?: string[] };
+          const headers: Record<string, string> = {};
+          const h = m.headers ?? [];
+          for (let i = 0; i + 1 < h.length; i += 2) headers[h[i]!] = h[i + 1]!;
+          out.push({ topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, payload: m.payload, ts: m.ts, headers });
+        }
+        resolve(out);
+      },
+    );
+  });
+}
+
+/** Like consumeAll, but an absent topic reads as empty. */
+export async function consumeOrEmpty(bootstrap: string, topic: string): Promise<KafkaMessage[]> {
+  try {
+    return await consumeAll(bootstrap, topic);
+  } catch (err) {
+    if (/Unknown topic|not available|UNKNOWN_TOPIC/i.test(String(err))) return [];
+    throw err;
+  }
+}

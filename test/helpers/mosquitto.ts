@@ -1,0 +1,61 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { canConnect, freePort } from './net.js';
+import { waitFor } from './wait-for.js';
+
+/** A real Mosquitto broker on a free loopback port, with persistence in `dir`. */
+export class MosquittoBroker {
+  port = 0;
+  private proc: ChildProcess | null = null;
+
+  constructor(private readonly dir: string) {}
+
+  get url(): string {
+    return `mqtt://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    if (!this.port) this.port = await freePort();
+    mkdirSync(join(this.dir, 'data'), { recursive: true });
+    const conf = join(this.dir, 'mosquitto.conf');
+    writeFileSync(
+      conf,
+      [
+        `listener ${this.port} 127.0.0.1`,
+        'allow_anonymous true',
+        'persistence true',
+        `persistence_location ${join(this.dir, 'data')}/`,
+        'autosave_interval 1',
+        // Unbounded queues so a test's backlog is never cut by the broker itself.
+        'max_queued_messages 0',
+        'max_inflight_messages 0',
+        // Running as root, Mosquitto would drop to the mosquitto user, which cannot write our temp dir.
+        'user root',
+        `log_dest file ${join(this.dir, 'mosquitto.log')}`,
+        'log_type error',
+        'log_type warning',
+        '',
+      ].join('\n'),
+    );
+    const bin = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
+    this.proc = spawn(bin, ['-c', conf], { stdio: 'ignore' });
+    await waitFor(() => canConnect(this.port), { timeoutMs: 10000, what: 'mosquitto to listen' });
+  }
+
+  /** Clean stop: Mosquitto saves its persistence file on SIGTERM. */
+  async stop(): Promise<void> {
+    const p = this.proc;
+    if (!p) return;
+    this.proc = null;
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill('SIGTERM');
+    });
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+}
