@@ -47,3 +47,63 @@ export class Publisher {
     this.client = null;
   }
 }
+
+/**
+ * Publishes readings round-robin over `devices` topics at about `ratePerSec` until stopped,
+ * remembering which ones the broker acknowledged: those are what must reach Kafka.
+ */
+export class StreamPublisher {
+  readonly acked = new Map<string, number[]>();
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private readonly pub: Publisher;
+  ackedCount = 0;
+
+  constructor(url: string, private readonly devices: number, private readonly ratePerSec: number) {
+    this.pub = new Publisher(url);
+  }
+
+  async start(): Promise<void> {
+    await this.pub.connect();
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    let n = 0;
+    const tickMs = 20;
+    const perTick = Math.max(1, Math.round((this.ratePerSec * tickMs) / 1000));
+    const inflight = new Set<Promise<void>>();
+    while (this.running) {
+      const t0 = Date.now();
+      for (let i = 0; i < perTick && this.running; i++) {
+        const d = n % this.devices;
+        const seq = Math.floor(n / this.devices);
+        n++;
+        const device = `d${d}`;
+        const p = this.pub
+          .publish(`dev/${device}/reading`, reading(device, seq))
+          .then(() => {
+            let l = this.acked.get(device);
+            if (!l) this.acked.set(device, (l = []));
+            l.push(seq);
+            this.ackedCount++;
+          })
+          .catch(() => undefined)
+          .finally(() => inflight.delete(p));
+        inflight.add(p);
+      }
+      const wait = tickMs - (Date.now() - t0);
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    // Give in-flight publishes a moment to be acknowledged; unacknowledged ones are not promised.
+    await Promise.race([Promise.all(inflight), new Promise((r) => setTimeout(r, 5000))]);
+  }
+
+  async stop(): Promise<Map<string, number[]>> {
+    this.running = false;
+    await this.loop;
+    await this.pub.close().catch(() => undefined);
+    return this.acked;
+  }
+}
