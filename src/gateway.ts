@@ -75,6 +75,7 @@ export class Gateway {
         }
       }
       this.started = [];
+      this.log.info({ counters: this.metrics.snapshot() }, 'final counters');
       return true;
     })();
     const ok = await Promise.race([work, sleep(Math.max(0, deadline - Date.now())).then(() => false)]);

@@ -35,6 +35,7 @@ export class MqttSource implements Component {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   private state: 'idle' | 'connecting' | 'connected' | 'waiting' = 'idle';
+  private lastError: string | null = null;
   private readonly backoff: Backoff;
   private readonly log: Logger;
   private readonly once: OnceLogger;
@@ -123,7 +124,7 @@ export class MqttSource implements Component {
     if (this.state === 'connected') {
       this.log.warn({ url: this.cfg.url, unackedRedelivered: dropped }, 'lost connection to MQTT broker; reconnecting');
     } else if (this.state === 'connecting') {
-      this.log.warn({ url: this.cfg.url }, 'MQTT broker not reachable; waiting for it (records already journaled are still shipped)');
+      this.log.warn({ url: this.cfg.url, err: this.lastError }, 'MQTT broker not reachable; waiting for it (records already journaled are still shipped)');
     }
     this.state = 'waiting';
     this.scheduleReconnect();
@@ -131,7 +132,11 @@ export class MqttSource implements Component {
 
   private onError(err: Error): void {
     // MQTT.js emits errors for every failed attempt; the state change is logged by onClose.
-    this.log.debug({ err: err.message, code: (err as NodeJS.ErrnoException).code }, 'mqtt client error');
+    const code = (err as { code?: unknown }).code;
+    this.lastError = err.message;
+    // A numeric code is the broker's CONNACK refusal (bad credentials, not authorized…): say so once.
+    if (typeof code === 'number' && this.state !== 'waiting') this.log.error({ url: this.cfg.url, reasonCode: code, err: err.message }, 'MQTT broker refused the connection');
+    else this.log.debug({ err: err.message, code }, 'mqtt client error');
     this.deps.metrics.inc('sluice_source_errors_total', { source: this.sourceName });
   }
 

@@ -117,7 +117,7 @@ export class Daemon {
 
   /** Waits for a log line matching `pattern` (searching all lines so far). */
   waitForLog(pattern: RegExp, timeoutMs = 30000): Promise<string> {
-    return waitFor(() => this.lines.find((l) => pattern.test(l)), { timeoutMs, what: `log line ${pattern}; got:\n${this.lines.slice(-15).join('\n')}` });
+    return waitFor(() => this.lines.find((l) => pattern.test(l)), { timeoutMs, what: () => `log line ${pattern}; got:\n${this.lines.slice(-15).join('\n')}` });
   }
 
   countLogs(pattern: RegExp): number {

@@ -60,7 +60,7 @@ export class KafkaBroker {
       );
     }
     if (!existsSync(join(this.dir, 'data', 'meta.properties'))) {
-      execFileSync('java', ['-cp', `${this.libs}/*`, 'kafka.tools.StorageTool', 'format', '-t', clusterId(), '-c', props], { stdio: 'ignore' });
+      execFileSync('java', ['-cp', `${this.libs}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId()}`, '-c', props], { stdio: 'ignore' });
     }
     const log = openSync(join(this.dir, 'kafka.log'), 'a');
     this.proc = spawn(
@@ -100,5 +100,9 @@ export class KafkaBroker {
 
 function clusterId(): string {
   // Kafka cluster ids are 16 bytes, base64url without padding.
-  return Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64url');
+  // …and one starting with "-" would read as an option.
+  for (;;) {
+    const id = Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }

@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { join } from 'node:path';
+import { Daemon, writeConfig } from '../helpers/daemon.js';
+import { journalCounts } from '../helpers/journal-file.js';
+import { KafkaBroker } from '../helpers/kafka.js';
+import { consumeOrEmpty } from '../helpers/kcat.js';
+import { MosquittoBroker } from '../helpers/mosquitto.js';
+import { Publisher, StreamPublisher } from '../helpers/publisher.js';
+import { tempDir } from '../helpers/tmp.js';
+import { checkDelivery, expectedReadings } from '../helpers/verify.js';
+import { delay, waitFor } from '../helpers/wait-for.js';
+
+const tmp = tempDir();
+const mosquitto = new MosquittoBroker(join(tmp.path, 'mosquitto'));
+const kafka = new KafkaBroker(join(tmp.path, 'kafka'));
+
+before(async () => {
+  await mosquitto.start();
+  await kafka.start();
+});
+
+after(async () => {
+  await kafka.stop();
+  await mosquitto.stop();
+  tmp.cleanup();
+});
+
+test('Mosquitto restarted mid-stream (with persistence): no acknowledged message is lost', async () => {
+  const dir = join(tmp.path, 'gw-mqtt');
+  const topic = 'readings-mqtt-restart';
+  const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], clientId: 'sluice-mqtt-restart', routes: [{ match: 'dev/+device/#', topic, key: '{device}' }] });
+  const daemon = Daemon.run(config).start();
+  try {
+    await daemon.waitForLog(/subscribed/);
+    const stream = new StreamPublisher(mosquitto.url, 20, 2000);
+    await stream.start();
+    await delay(1500);
+    // Restart the broker under the running stream and sluice's live subscription.
+    await mosquitto.restart();
+    await daemon.waitForLog(/lost connection to MQTT broker/);
+    await waitFor(() => daemon.countLogs(/connected to MQTT broker/) >= 2, { what: 'sluice to reconnect' });
+    await delay(1500);
+    const acked = await stream.stop();
+    const pub = new Publisher(mosquitto.url);
+    await pub.connect();
+    await pub.publishMany(20, 50, { start: 100000 });
+    await pub.close();
+    expectedReadings(20, 50, 100000, acked);
+    const expectedCount = [...acked.values()].reduce((s, l) => s + l.length, 0);
+    const messages = await waitFor(
+      async () => {
+        const m = await consumeOrEmpty(kafka.bootstrap, topic);
+        return checkDelivery(m, acked).missing.length === 0 ? m : null;
+      },
+      { timeoutMs: 60000, intervalMs: 1000, what: 'every acknowledged message in Kafka' },
+    );
+    const r = checkDelivery(messages, acked);
+    console.log(`mosquitto restart: ${expectedCount} acknowledged, ${r.distinct} distinct in Kafka, ${r.duplicates} duplicates`);
+    assert.deepEqual(r.missing, []);
+    assert.deepEqual(r.outOfOrder, []);
+  } finally {
+    assert.equal(await daemon.stop(), 0);
+  }
+});
+
+test('Kafka restarted mid-drain: the backlog arrives whole', async () => {
+  const dir = join(tmp.path, 'gw-kafka');
+  const topic = 'readings-kafka-restart';
+  // Small batches so the drain takes long enough to be interrupted.
+  const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], clientId: 'sluice-kafka-restart', sinkExtra: 'batch_max_records = 100', routes: [{ match: 'dev/+device/#', topic, key: '{device}' }] });
+  await kafka.stop();
+  const daemon = Daemon.run(config).start();
+  try {
+    await daemon.waitForLog(/subscribed/);
+    const pub = new Publisher(mosquitto.url);
+    await pub.connect();
+    await pub.publishMany(50, 400);
+    await pub.close();
+    const expected = expectedReadings(50, 400);
+    await waitFor(() => journalCounts(join(dir, 'journal.db')).records === 20000, { what: 'backlog journaled' });
+    await kafka.start();
+    await waitFor(async () => (await consumeOrEmpty(kafka.bootstrap, topic)).length > 0, { what: 'drain to begin', intervalMs: 50 });
+    await kafka.stop();
+    const partial = (await journalCounts(join(dir, 'journal.db'))).records;
+    assert.ok(partial > 0, 'the drain should have been interrupted with records left');
+    await kafka.start();
+    const messages = await waitFor(
+      async () => {
+        const m = await consumeOrEmpty(kafka.bootstrap, topic);
+        return checkDelivery(m, expected).missing.length === 0 ? m : null;
+      },
+      { timeoutMs: 90000, intervalMs: 1000, what: 'the whole backlog in Kafka' },
+    );
+    const r = checkDelivery(messages, expected);
+    console.log(`kafka restart mid-drain: 20000 published, ${r.distinct} distinct in Kafka, ${r.duplicates} duplicates`);
+    assert.deepEqual(r.missing, []);
+    assert.deepEqual(r.outOfOrder, []);
+    await waitFor(() => journalCounts(join(dir, 'journal.db')).rows === 0, { what: 'journal drained' });
+  } finally {
+    assert.equal(await daemon.stop(), 0);
+  }
+});
