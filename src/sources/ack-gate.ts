@@ -38,6 +38,18 @@ export class AckGate {
       throw new SluiceError('SLUICE_MQTT_INTERNALS', 'this MQTT.js version has no _sendPacket; the acknowledgement gate cannot work with it (mqtt is pinned in package.json for this reason)');
     }
     this.send = internal._sendPacket.bind(client);
+    // MQTT.js drops the connection when more QoS 2 messages are in flight than the receive maximum
+    // it announced. Mosquitto frees its quota at PUBREC (not PUBCOMP) and resends all of a
+    // session's in-flight messages at reconnect, so it overshoots; at small receive maximums that
+    // became an endless reconnect-redeliver loop (test: receive maximum 3). Track, never refuse.
+    const tracker = client as unknown as { _trackIncomingQoS2Publish?: (id: number) => boolean; _incomingQoS2Ids?: Set<number> };
+    if (typeof tracker._trackIncomingQoS2Publish !== 'function' || !(tracker._incomingQoS2Ids instanceof Set)) {
+      throw new SluiceError('SLUICE_MQTT_INTERNALS', 'this MQTT.js version has no _trackIncomingQoS2Publish; sluice is pinned to mqtt 5.16.0');
+    }
+    tracker._trackIncomingQoS2Publish = (id: number) => {
+      tracker._incomingQoS2Ids!.add(id);
+      return true;
+    };
     internal._sendPacket = (packet, cb, cbStorePut, noStore) => {
       if ((packet.cmd === 'puback' || packet.cmd === 'pubrec') && packet.messageId !== undefined && this.expected.has(packet.messageId)) {
         const waitFor = this.expected.get(packet.messageId)!;

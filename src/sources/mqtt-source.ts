@@ -147,7 +147,8 @@ export class MqttSource implements Component {
       this.reconnectTimer = null;
       if (this.stopping || !this.client) return;
       this.state = this.state === 'waiting' ? 'waiting' : 'connecting';
-      this.client.reconnect();
+      // reconnect() without stores swaps in MQTT.js's memory stores, and QoS 2 would bypass the journal.
+      this.client.reconnect({ incomingStore: this.client.incomingStore, outgoingStore: this.client.outgoingStore });
     }, delay);
   }
 
@@ -160,9 +161,17 @@ export class MqttSource implements Component {
     cb();
   }
 
-  private onQos2Publish(packet: IPublishPacket, redelivery: boolean): void {
-    const seq = redelivery ? this.deps.journal.committedSeq : this.take(packet);
-    this.gate!.expect(packet.messageId!, seq);
+  private onQos2Publish(packet: IPublishPacket, redelivery: boolean): boolean {
+    try {
+      // A redelivered PUBLISH was journaled already; its PUBREC waits only for what is pending.
+      const seq = redelivery ? this.deps.journal.lastAssignedSeq : this.take(packet);
+      this.gate!.expect(packet.messageId!, seq);
+      return true;
+    } catch (err) {
+      this.log.error({ err }, 'cannot take a QoS 2 message; reconnecting so the broker redelivers it');
+      this.client?.end(true, () => this.onClose());
+      return false;
+    }
   }
 
   /**

@@ -4,22 +4,23 @@ import type { IPublishPacket, Packet } from 'mqtt';
 /*
  * MQTT.js's incomingStore for QoS 2, where the journal is the real store. The broker hands a
  * QoS 2 message over at PUBREC, so the record must be journaled before PUBREC goes out, not at
- * PUBREL when MQTT.js would deliver it; `put` is that moment. After a restart the broker only
+ * PUBREL when MQTT.js would deliver it; `put` is that moment, and the ack gate holds the PUBREC
+ * until the group commit. After a restart the broker only
  * resends PUBREL, and `get` failing makes MQTT.js answer PUBCOMP, which is right: the record
  * was journaled before the PUBREC.
  */
 export class Qos2Store {
   private readonly known = new Map<number, { topic: string }>();
 
-  /** Called for each new QoS 2 PUBLISH; returns the seq its PUBREC must wait for. */
-  constructor(private readonly onPublish: (packet: IPublishPacket, isRedelivery: boolean) => void) {}
+  /** `onPublish` journals a new QoS 2 PUBLISH; false means it could not, and no PUBREC may follow. */
+  constructor(private readonly onPublish: (packet: IPublishPacket, isRedelivery: boolean) => boolean) {}
 
   put(packet: Packet, cb: (err?: Error) => void): this {
     const p = packet as IPublishPacket;
     const id = p.messageId!;
     const redelivery = this.known.has(id);
+    if (!this.onPublish(p, redelivery)) return this; // no callback: no PUBREC; the source reconnects
     if (!redelivery) this.known.set(id, { topic: p.topic });
-    this.onPublish(p, redelivery);
     cb();
     return this;
   }
