@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { Daemon, repoRoot, runCli } from '../helpers/daemon.js';
+import { journalCounts } from '../helpers/journal-file.js';
+import { freePort } from '../helpers/net.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const tmp = tempDir();
+after(() => tmp.cleanup());
+
+test('--help and --version exit 0; unknown commands and missing -c exit 2', async () => {
+  const help = await runCli(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /sluice run -c FILE/);
+  assert.match(help.stdout, /Exit codes/);
+  const version = await runCli(['--version']);
+  assert.equal(version.code, 0);
+  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+  assert.equal(version.stdout.trim(), `sluice ${pkg.version}`);
+  assert.equal((await runCli(['frobnicate'])).code, 2);
+  assert.equal((await runCli(['run'])).code, 2);
+  assert.equal((await runCli(['run', '-c', 'x', '--log-level', 'loud'])).code, 2);
+  assert.equal((await runCli(['--bogus'])).code, 2);
+});
+
+test('check-config accepts config.example.toml', async () => {
+  const r = await runCli(['check-config', '-c', join(repoRoot, 'config.example.toml')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /ok/);
+});
+
+test('schema prints a JSON Schema', async () => {
+  const r = await runCli(['schema']);
+  assert.equal(r.code, 0);
+  const schema = JSON.parse(r.stdout) as { properties: Record<string, unknown> };
+  assert.ok(schema.properties.journal && schema.properties.mqtt && schema.properties.sink);
+});
+
+test('the example config runs with no MQTT broker and no Kafka: it waits, and Ctrl-C stops it cleanly', async () => {
+  // The example's own file, with its broker ports moved to ones nothing listens on.
+  const text = readFileSync(join(repoRoot, 'config.example.toml'), 'utf8')
+    .replace('127.0.0.1:1883', `127.0.0.1:${await freePort()}`)
+    .replace('127.0.0.1:9092', `127.0.0.1:${await freePort()}`);
+  const config = join(tmp.path, 'sluice.toml');
+  writeFileSync(config, text);
+  const daemon = Daemon.run(config).start();
+  await daemon.waitForLog(/sluice ready/);
+  await daemon.waitForLog(/MQTT broker not reachable; waiting for it/);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.ok(daemon.running, 'still running while it waits');
+  daemon.signal('SIGINT');
+  await daemon.wait();
+  assert.equal(daemon.exitCode, 0);
+  assert.equal(journalCounts(join(tmp.path, 'data/journal.db')).rows, 0, 'journal created beside the config, empty');
+});

@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { inspect } from 'node:util';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { parseConfig, configErrorLines, type SecretSources } from '../../src/config/load.js';
+import { configJsonSchema } from '../../src/config/schema.js';
+import { Secret } from '../../src/config/secret.js';
+import { SluiceError } from '../../src/errors.js';
+import { repoRoot } from '../helpers/daemon.js';
+
+const noSecrets: SecretSources = { env: {}, readFile: () => { throw Object.assign(new Error('nope'), { code: 'ENOENT' }); } };
+
+function errorsOf(toml: string, secrets = noSecrets): string[] {
+  try {
+    parseConfig(toml, { secrets });
+  } catch (err) {
+    assert.ok(err instanceof SluiceError);
+    assert.equal(err.code, 'SLUICE_CONFIG_INVALID');
+    return configErrorLines(err);
+  }
+  assert.fail('config should have been invalid');
+}
+
+test('config.example.toml validates against the schema', () => {
+  const text = readFileSync(join(repoRoot, 'config.example.toml'), 'utf8');
+  const c = parseConfig(text, { baseDir: '/etc/sluice', hostname: 'pi-7' });
+  assert.equal(c.gateway.id, 'pi-7');
+  assert.equal(c.journal.path, '/etc/sluice/data/journal.db');
+  assert.equal(c.mqtt.length, 1);
+  assert.equal(c.sink[0]!.route.length, 2);
+});
+
+test('config.example.toml shows every key of the schema', () => {
+  const text = readFileSync(join(repoRoot, 'config.example.toml'), 'utf8');
+  const keys = new Set<string>();
+  const walk = (schema: unknown): void => {
+    if (!schema || typeof schema !== 'object') return;
+    const s = schema as { properties?: Record<string, unknown>; items?: unknown; anyOf?: unknown[] };
+    for (const [k, v] of Object.entries(s.properties ?? {})) {
+      keys.add(k);
+      walk(v);
+    }
+    walk(s.items);
+    for (const a of s.anyOf ?? []) walk(a);
+  };
+  walk(configJsonSchema());
+  const missing = [...keys].filter((k) => !new RegExp(`^(# )?\\[*(\\w+\\.)*${k}\\]*( =|\\]|$)`, 'm').test(text));
+  assert.deepEqual(missing, []);
+});
+
+test('defaults come from the schema: an almost empty config is complete', () => {
+  const c = parseConfig('', { hostname: 'host name!' });
+  assert.equal(c.gateway.id, 'host-name-');
+  assert.equal(c.journal.durability, 'power');
+  assert.equal(c.journal.commitDelayMs, 5);
+  assert.deepEqual(c.mqtt, []);
+  assert.deepEqual(c.sink, []);
+});
+
+test('keys arrive camelCased, nested defaults filled', () => {
+  const c = parseConfig('[[mqtt]]\n[[mqtt.subscribe]]\ntopic = "a/#"\n[[sink]]\nbrokers = ["k:9092"]\n');
+  assert.equal(c.mqtt[0]!.maxPayloadBytes, 262144);
+  assert.equal(c.mqtt[0]!.subscribe[0]!.qos, 1);
+  assert.equal(c.mqtt[0]!.tls.rejectUnauthorized, true);
+  assert.equal(c.sink[0]!.batchMaxRecords, 2000);
+  assert.equal(c.sink[0]!.acks, 'all');
+});
+
+test('all errors at once, each as dotted.path: message', () => {
+  const errors = errorsOf(`
+[gateway]
+id = "bad id"
+[journal]
+durability = "maybe"
+[[mqtt]]
+qos = 1
+subscribe = [{ topic = "a", qos = 3 }]
+[[sink]]
+brokers = []
+`);
+  assert.ok(errors.some((e) => e.startsWith('gateway.id: ')), errors.join('\n'));
+  assert.ok(errors.some((e) => e.startsWith('journal.durability: ')));
+  assert.ok(errors.some((e) => e === 'mqtt[0]: unknown key "qos"'));
+  assert.ok(errors.some((e) => e.startsWith('mqtt[0].subscribe[0].qos: ')));
+  assert.ok(errors.some((e) => e.startsWith('sink[0].brokers: at least one broker')));
+  assert.ok(errors.length >= 5);
+});
+
+test('duplicate names and cross-field limits are reported', () => {
+  const errors = errorsOf(`
+[[mqtt]]
+reconnect_min_ms = 5000
+reconnect_max_ms = 100
+subscribe = [{ topic = "a" }]
+[[mqtt]]
+subscribe = [{ topic = "b" }]
+[[sink]]
+brokers = ["a:1"]
+[sink.tls]
+cert_file = "c.pem"
+[[sink.route]]
+match = "a/#x/b"
+topic = "t"
+`);
+  assert.ok(errors.includes('mqtt[1].name: "mqtt" is already used by mqtt[0]'), errors.join('\n'));
+  assert.ok(errors.includes('mqtt[0].reconnect_min_ms: must not exceed reconnect_max_ms (100)'));
+  assert.ok(errors.includes('sink[0].tls: cert_file and key_file go together'));
+  assert.ok(errors.some((e) => e.startsWith('sink[0].route[0].match: "#" must be the last level')));
+});
+
+test('a TOML syntax error gives its line', () => {
+  const errors = errorsOf('[journal]\npath = \n');
+  assert.equal(errors.length, 1);
+  assert.match(errors[0]!, /^\(toml\) line 2, column \d+: /);
+});
+
+test('secrets come from inline, env or file, exactly one; they never print', () => {
+  const base = '[[mqtt]]\nsubscribe = [{ topic = "a" }]\nusername = "u"\n';
+  const fromEnv = parseConfig(`${base}password_env = "PW"`, { secrets: { env: { PW: 's3cret-env' }, readFile: noSecrets.readFile } });
+  assert.equal(fromEnv.mqtt[0]!.password!.reveal(), 's3cret-env');
+  const fromFile = parseConfig(`${base}password_file = "/run/pw"`, { secrets: { env: {}, readFile: (p) => (p === '/run/pw' ? 's3cret-file\n' : '') } });
+  assert.equal(fromFile.mqtt[0]!.password!.reveal(), 's3cret-file');
+  const inline = parseConfig(`${base}password = "s3cret-inline"`);
+  const printed = [String(inline.mqtt[0]!.password), JSON.stringify(inline), inspect(inline, { depth: 10 })].join('\n');
+  assert.doesNotMatch(printed, /s3cret/);
+  assert.match(printed, /\[redacted\]/);
+  assert.deepEqual(errorsOf(`${base}password = "a"\npassword_env = "B"`), ['mqtt[0]: give only one of password, password_env, password_file']);
+  assert.deepEqual(errorsOf(`${base}password_env = "NOT_SET"`), ['mqtt[0].password_env: environment variable NOT_SET is not set']);
+});
+
+test('Secret hides its value from every printing path', () => {
+  const s = new Secret('hunter2');
+  assert.equal(`${s}`, '[redacted]');
+  assert.equal(JSON.stringify({ s }), '{"s":"[redacted]"}');
+  assert.equal(inspect(s), '[redacted]');
+  assert.equal(s.reveal(), 'hunter2');
+});
+
+test('the JSON Schema carries descriptions and defaults for editors', () => {
+  const schema = JSON.stringify(configJsonSchema());
+  assert.match(schema, /"durability":\{[^}]*"default":"power"/);
+  assert.match(schema, /survives power loss/);
+});

@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import { statSync, writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { pino } from 'pino';
+import type { NewRecord } from '../../src/journal/journal.js';
+import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
+import { SluiceError } from '../../src/errors.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const tmp = tempDir();
+after(() => tmp.cleanup());
+let n = 0;
+
+function journal(opts: Partial<{ path: string; commitDelayMs: number; commitMaxRecords: number; durability: 'power' | 'crash' }> = {}): SqliteJournal {
+  return new SqliteJournal({
+    path: opts.path ?? join(tmp.path, `j${n++}.db`),
+    durability: opts.durability ?? 'crash',
+    commitDelayMs: opts.commitDelayMs ?? 5,
+    commitMaxRecords: opts.commitMaxRecords ?? 1000,
+    logger: pino({ level: 'silent' }),
+    clock: { now: () => 1700000000000 },
+  });
+}
+
+const rec = (i: number, extra: Partial<NewRecord> = {}): NewRecord => ({
+  time: 1700000000000 + i,
+  source: 'mqtt:local',
+  topic: `dev/d${i % 3}/reading`,
+  key: null,
+  payload: Buffer.from(`{"i":${i}}`),
+  headers: null,
+  ...extra,
+});
+
+const committed = (j: SqliteJournal, seq: number): Promise<void> =>
+  new Promise((resolve) => {
+    if (j.committedSeq >= seq) return resolve();
+    const off = j.onCommit((s) => {
+      if (s >= seq) {
+        off();
+        resolve();
+      }
+    });
+  });
+
+test('records round-trip with every field; seqs are assigned in order', async () => {
+  const j = journal();
+  await j.start();
+  const a = j.append(rec(1, { key: 'k1', headers: { h: 'v' }, payload: Buffer.from([0, 255, 10, 13]) }));
+  const b = j.append(rec(2, { topic: 'ünïcødé/topic' }));
+  assert.deepEqual([a, b], [1, 2]);
+  assert.deepEqual(j.read(0, 10, 1 << 20), [], 'nothing is readable before the commit');
+  await committed(j, 2);
+  const [r1, r2] = j.read(0, 10, 1 << 20);
+  assert.deepEqual(r1, { seq: 1, time: 1700000000001, source: 'mqtt:local', topic: 'dev/d1/reading', key: 'k1', payload: Buffer.from([0, 255, 10, 13]), headers: { h: 'v' } });
+  assert.equal(r2!.topic, 'ünïcødé/topic');
+  assert.equal(r2!.key, null);
+  await j.stop();
+});
+
+test('appends are group-committed: many records, one commit, bounded by the delay', async () => {
+  const j = journal({ commitDelayMs: 20 });
+  await j.start();
+  let commits = 0;
+  j.onCommit(() => commits++);
+  for (let i = 0; i < 500; i++) j.append(rec(i));
+  assert.equal(j.committedSeq, 0);
+  await committed(j, 500);
+  assert.equal(commits, 1);
+  await j.stop();
+});
+
+test('a full group commits at once without waiting for the delay', async () => {
+  const j = journal({ commitDelayMs: 1000, commitMaxRecords: 100 });
+  await j.start();
+  const t0 = Date.now();
+  for (let i = 0; i < 100; i++) j.append(rec(i));
+  await committed(j, 100);
+  assert.ok(Date.now() - t0 < 900, 'committed on size, not on the 1 s delay');
+  await j.stop();
+});
+
+test('seq is never reused: not after the journal drains, not after a restart', async () => {
+  const path = join(tmp.path, 'reuse.db');
+  const j = journal({ path });
+  await j.start();
+  j.registerSinks(['k']);
+  for (let i = 0; i < 10; i++) j.append(rec(i));
+  j.flush();
+  j.ack('k', 10);
+  assert.equal(j.stats().backlogRecords, 0);
+  assert.deepEqual(j.read(0, 100, 1 << 20), []);
+  await j.stop();
+  const again = journal({ path });
+  await again.start();
+  again.registerSinks(['k']);
+  assert.equal(again.append(rec(11)), 11);
+  await again.stop();
+});
+
+test('each sink has its own cursor; rows go only when every sink confirmed them', async () => {
+  const j = journal();
+  await j.start();
+  j.registerSinks(['a', 'b']);
+  for (let i = 0; i < 30; i++) j.append(rec(i));
+  j.flush();
+  j.ack('a', 30);
+  assert.equal(j.read(j.cursor('a'), 100, 1 << 20).length, 0);
+  assert.equal(j.read(j.cursor('b'), 100, 1 << 20).length, 30, 'b still sees everything');
+  j.ack('b', 15);
+  assert.equal(j.stats().backlogRecords, 15);
+  assert.deepEqual(j.read(j.cursor('b'), 100, 1 << 20).map((r) => r.seq)[0], 16);
+  j.ack('b', 30);
+  assert.equal(j.stats().backlogRecords, 0);
+  assert.equal(j.stats().oldestTime, null, 'all rows deleted');
+  await j.stop();
+});
+
+test('a new sink gets what is still journaled; a removed sink stops holding rows back', async () => {
+  const j = journal();
+  await j.start();
+  j.registerSinks(['a', 'old']);
+  for (let i = 0; i < 5; i++) j.append(rec(i));
+  j.flush();
+  j.registerSinks(['a', 'new']);
+  assert.equal(j.read(j.cursor('new'), 100, 1 << 20).length, 5);
+  j.ack('a', 5);
+  j.ack('new', 5);
+  assert.equal(j.stats().oldestTime, null, '"old" no longer holds rows');
+  assert.throws(() => j.cursor('old'));
+  await j.stop();
+});
+
+test('reads honour record and byte limits, but always return at least one record', async () => {
+  const j = journal({ commitMaxRecords: 7 });
+  await j.start();
+  for (let i = 0; i < 50; i++) j.append(rec(i, { payload: Buffer.alloc(100) }));
+  j.flush();
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(j.read(0, 20, 1 << 20).length, 20);
+  assert.equal(j.read(0, 100, 350).length, 3);
+  assert.equal(j.read(0, 100, 10).length, 1);
+  assert.deepEqual(j.read(45, 100, 1 << 20).map((r) => r.seq), [46, 47, 48, 49, 50]);
+  await j.stop();
+});
+
+test('freed space is reused: fill and drain twice, the file does not grow the second time', async () => {
+  const path = join(tmp.path, 'reuse-space.db');
+  const j = journal({ path });
+  await j.start();
+  j.registerSinks(['k']);
+  const cycle = (): void => {
+    for (let i = 0; i < 20000; i++) j.append(rec(i, { payload: Buffer.alloc(200, i % 251) }));
+    j.flush();
+    j.ack('k', j.committedSeq);
+  };
+  cycle();
+  const first = statSync(path).size;
+  cycle();
+  cycle();
+  const third = statSync(path).size;
+  assert.ok(third <= first * 1.1, `file grew from ${first} to ${third}`);
+  await j.stop();
+});
+
+test('a database that is not a sluice journal is refused, not reused', async () => {
+  const path = join(tmp.path, 'stranger.db');
+  const db = new Database(path);
+  db.exec('CREATE TABLE customers (id INTEGER)');
+  db.close();
+  const j = journal({ path });
+  await assert.rejects(j.start(), (err: SluiceError) => err.code === 'SLUICE_JOURNAL_CORRUPT' && /not a sluice journal/.test(err.message));
+});
+
+test('a garbage file is an error with a clear message, never a silent fresh start', async () => {
+  const path = join(tmp.path, 'garbage.db');
+  const garbage = Buffer.alloc(8192, 0x5a);
+  writeFileSync(path, garbage);
+  const j = journal({ path });
+  await assert.rejects(j.start(), (err: SluiceError) => err instanceof SluiceError && /garbage\.db/.test(err.message) && /not a database|not a readable/.test(err.message));
+  assert.deepEqual(readFileSync(path), garbage, 'the file is left as it was');
+});
