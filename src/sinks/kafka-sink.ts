@@ -71,6 +71,13 @@ export class KafkaSink implements Component {
     const { journal } = this.deps;
     const cfg = this.cfg;
     let lingered = false;
+    // Connect before the first record: the first batch is not delayed by it, and an absent
+    // Kafka is reported at start ("waiting") rather than at the first reading.
+    try {
+      await this.connectedClient();
+    } catch (err) {
+      this.noteFailure(err);
+    }
     while (!this.stopping) {
       const records = journal.read(journal.cursor(cfg.name), cfg.batchMaxRecords, cfg.batchMaxBytes);
       if (records.length === 0) {
@@ -98,15 +105,7 @@ export class KafkaSink implements Component {
         const client = await this.connectedClient();
         await withTimeout(client.send(batch, this.cfg.requestTimeoutMs), this.cfg.requestTimeoutMs + SEND_GRACE_MS);
       } catch (err) {
-        this.deps.metrics.inc('sluice_sink_errors_total', { sink: this.cfg.name });
-        const delay = this.backoff.next();
-        if (this.failingSince === null) {
-          this.failingSince = this.deps.clock.now();
-          this.log.warn({ err: errorMessage(err), brokers: this.cfg.brokers }, 'cannot ship to Kafka; records stay in the journal, retrying with backoff');
-        } else {
-          this.log.debug({ err: errorMessage(err), retryInMs: delay }, 'Kafka send failed again');
-        }
-        this.dropClient();
+        const delay = this.noteFailure(err);
         await sleep(delay, this.abort.signal);
         continue;
       }
@@ -120,6 +119,20 @@ export class KafkaSink implements Component {
       this.backoff.reset();
       return this.advance(last);
     }
+  }
+
+  /** Counts and logs a failure (once per outage), drops the client; returns the delay before the next try. */
+  private noteFailure(err: unknown): number {
+    this.deps.metrics.inc('sluice_sink_errors_total', { sink: this.cfg.name });
+    const delay = this.backoff.next();
+    if (this.failingSince === null) {
+      this.failingSince = this.deps.clock.now();
+      this.log.warn({ err: errorMessage(err), brokers: this.cfg.brokers }, 'cannot ship to Kafka; records stay in the journal, retrying with backoff');
+    } else {
+      this.log.debug({ err: errorMessage(err), retryInMs: delay }, 'Kafka send failed again');
+    }
+    this.dropClient();
+    return delay;
   }
 
   private advance(seq: number): void {

@@ -184,7 +184,8 @@ key = "{device}"
     const u = await waitFor(async () => ((await consumeOrEmpty(kafka.bootstrap, 'unrouted-b')).length >= 2 ? consumeOrEmpty(kafka.bootstrap, 'unrouted-b') : null), { what: 'unrouted-b' });
     assert.deepEqual(a.map((m) => JSON.parse(m.payload!).n), [1, 4]);
     assert.deepEqual(b.map((m) => JSON.parse(m.payload!).n), [1, 4]);
-    assert.deepEqual(u.map((m) => JSON.parse(m.payload!).n), [2, 3]);
+    // No key: the two may land on different partitions, so compare as a set.
+    assert.deepEqual(u.map((m) => JSON.parse(m.payload!).n).sort(), [2, 3]);
     assert.equal(u[0]!.key, null);
     await daemon.waitForLog(/no route matches this topic/);
     assert.equal(daemon.countLogs(/no route matches this topic/), 1, 'logged once per topic');

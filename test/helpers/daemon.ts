@@ -65,6 +65,9 @@ ${routes.map((r) => `[[sink.route]]\nmatch = "${r.match}"\ntopic = "${r.topic}"\
 /** The sluice daemon as a child process, its log lines kept for assertions. */
 export class Daemon {
   readonly lines: string[] = [];
+  /** When each line arrived (ms since the epoch), for start-up timing. */
+  readonly lineTimes: number[] = [];
+  startedAt = 0;
   private proc: ChildProcess | null = null;
   exitCode: number | null = null;
   exitSignal: NodeJS.Signals | null = null;
@@ -82,6 +85,7 @@ export class Daemon {
   start(): this {
     this.exitCode = null;
     this.exitSignal = null;
+    this.startedAt = Date.now();
     const proc = spawn(process.execPath, [sluiceBin, ...this.args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } });
     this.proc = proc;
     let buf = '';
@@ -90,6 +94,7 @@ export class Daemon {
       let i;
       while ((i = buf.indexOf('\n')) >= 0) {
         this.lines.push(buf.slice(0, i));
+        this.lineTimes.push(Date.now());
         buf = buf.slice(i + 1);
       }
     };
@@ -116,8 +121,8 @@ export class Daemon {
   }
 
   /** Waits for a log line matching `pattern` (searching all lines so far). */
-  waitForLog(pattern: RegExp, timeoutMs = 30000): Promise<string> {
-    return waitFor(() => this.lines.find((l) => pattern.test(l)), { timeoutMs, what: () => `log line ${pattern}; got:\n${this.lines.slice(-15).join('\n')}` });
+  waitForLog(pattern: RegExp, timeoutMs = 30000, intervalMs = 100): Promise<string> {
+    return waitFor(() => this.lines.find((l) => pattern.test(l)), { timeoutMs, intervalMs, what: () => `log line ${pattern}; got:\n${this.lines.slice(-15).join('\n')}` });
   }
 
   countLogs(pattern: RegExp): number {

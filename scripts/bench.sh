@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# npm run bench [-- --smoke]: provisions Mosquitto and Kafka as the tests do, runs the scenarios
+# against their raw baselines, writes BENCHMARKS.md and a JSON file (path printed at the end).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/npm-env.sh
+bash scripts/ensure-test-deps.sh
+ensure_node_modules
+npm run --silent build
+exec node dist/scripts/bench/main.js "$@"
