@@ -9,6 +9,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kafka, logLevel } from 'kafkajs';
+import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { Daemon, repoRoot, writeConfig } from '../../test/helpers/daemon.js';
@@ -34,7 +35,8 @@ const outDir = outArg >= 0 ? args[outArg + 1]! : smoke ? tmp.path : join(repoRoo
 const distScripts = join(repoRoot, 'dist/scripts/bench');
 const log = (m: string): void => void process.stderr.write(`bench: ${m}\n`);
 
-const mosquitto = new MosquittoBroker(join(tmp.path, 'mosquitto'));
+// No broker persistence: its snapshots would load the machine and are not what is measured.
+const mosquitto = new MosquittoBroker(join(tmp.path, 'mosquitto'), { persistence: false });
 const kafka = new KafkaBroker(join(tmp.path, 'kafka'), { heapMb: 1024 });
 let admin: ReturnType<Kafka['admin']>;
 let runId = 0;
@@ -65,6 +67,15 @@ function child(script: string, argv: string[]): { proc: ChildProcess; lines: str
   });
   const waitLine = (re: RegExp, timeoutMs = 300000): Promise<string> => waitFor(() => lines.find((l) => re.test(l)), { timeoutMs, intervalMs: 5, what: `${script} to print ${re}` });
   return { proc, lines, waitLine };
+}
+
+/**
+ * sluice keeps a persistent session; once a run is over, end it, or the broker would queue
+ * every later run's messages for it.
+ */
+async function dropSession(clientId: string): Promise<void> {
+  const c = await mqtt.connectAsync(mosquitto.url, { clientId, clean: true, protocolVersion: 4 });
+  await c.endAsync();
 }
 
 const exited = (p: ChildProcess): Promise<void> => (p.exitCode !== null ? Promise.resolve() : new Promise((r) => p.once('exit', () => r())));
@@ -111,6 +122,7 @@ async function ingestSluice(durability: 'power' | 'crash') {
   const s1 = sample(d.pid!);
   await exited(gen.proc);
   await d.stop();
+  await dropSession(`sluice-ingest-${runId}`);
   return { rate: (size.ingest * 1000) / (t1 - t0), cpuUsPerMsg: (s1.cpuUs - s0.cpuUs) / size.ingest, peakRss: s1.peakRssBytes, rss: s1.rssBytes };
 }
 
@@ -143,7 +155,11 @@ async function live(kind: LiveKind, rate: number, n: number) {
     await d.waitForLog(/subscribed/);
     await d.waitForLog(/Kafka sink started/);
     pid = d.pid!;
-    stop = async () => void (await d.stop());
+    const clientId = `sluice-live-${runId}`;
+    stop = async () => {
+      await d.stop();
+      await dropSession(clientId);
+    };
   } else {
     const b = child('naive-bridge.js', [mosquitto.url, kafka.bootstrap, topic]);
     await b.waitLine(/ready/);
@@ -201,6 +217,7 @@ async function drainSluice(template: string, n: number) {
   const t1 = Date.now();
   const s1 = sample(d.pid!);
   await d.stop();
+  await dropSession(`sluice-drain-${runId}`);
   return { rate: (n * 1000) / (t1 - t0), cpuUsPerMsg: (s1.cpuUs - s0.cpuUs) / n, peakRss: s1.peakRssBytes, writePerPayloadByte: (s1.writeBytes - s0.writeBytes) / (n * PAYLOAD_BYTES) };
 }
 
@@ -241,7 +258,7 @@ async function restart(template: string): Promise<number> {
   mkdirSync(dir, { recursive: true });
   copyFileSync(template, join(dir, 'journal.db'));
   const topic = `restart-${runId}`;
-  const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], subscribe: 'bench/#', clientId: `sluice-restart-${runId}`, routes: [{ match: 'bench/+device/#', topic, key: '{device}' }] });
+  const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], subscribe: 'idle/#', clientId: `sluice-restart-${runId}`, routes: [{ match: 'bench/+device/#', topic, key: '{device}' }] });
   const first = Daemon.run(config).start();
   await first.waitForLog(/sluice ready/, 60000);
   await delay(300);
@@ -250,6 +267,7 @@ async function restart(template: string): Promise<number> {
   await second.waitForLog(/sluice ready/, 60000, 5);
   const ready = second.lineTimes[second.lines.findIndex((l) => /sluice ready/.test(l))]! - second.startedAt;
   await second.stop();
+  await dropSession(`sluice-restart-${runId}`);
   return ready;
 }
 

@@ -9,7 +9,10 @@ export class MosquittoBroker {
   port = 0;
   private proc: ChildProcess | null = null;
 
-  constructor(private readonly dir: string) {}
+  constructor(
+    private readonly dir: string,
+    private readonly opts: { persistence?: boolean } = {},
+  ) {}
 
   get url(): string {
     return `mqtt://127.0.0.1:${this.port}`;
@@ -24,7 +27,7 @@ export class MosquittoBroker {
       [
         `listener ${this.port} 127.0.0.1`,
         'allow_anonymous true',
-        'persistence true',
+        `persistence ${this.opts.persistence === false ? 'false' : 'true'}`,
         `persistence_location ${join(this.dir, 'data')}/`,
         'autosave_interval 1',
         // Unbounded queues so a test's backlog is never cut by the broker itself.
