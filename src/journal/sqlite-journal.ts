@@ -109,7 +109,7 @@ export class SqliteJournal implements Journal {
     this.stmts = {
       insert: db.prepare('INSERT INTO batches (first_seq, last_seq, count, bytes, min_time, max_time, data) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       findStart: db.prepare('SELECT first_seq FROM batches WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1').pluck(),
-      readFrom: db.prepare('SELECT first_seq, count, data FROM batches WHERE first_seq >= ? ORDER BY first_seq LIMIT ?'),
+      readFrom: db.prepare('SELECT first_seq, count, data FROM batches WHERE first_seq >= ? ORDER BY first_seq'),
       setCursor: db.prepare('INSERT INTO cursors (sink, seq) VALUES (?, ?) ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq'),
       deleteThrough: db.prepare('DELETE FROM batches WHERE last_seq <= ?'),
       setMeta: db.prepare('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = max(v, excluded.v)'),
@@ -252,22 +252,17 @@ export class SqliteJournal implements Journal {
     const start = (this.stmts.findStart.get(afterSeq + 1) as number | undefined) ?? 0;
     const out: JournalRecord[] = [];
     let bytes = 0;
-    // Rows hold up to commitMaxRecords each; fetch a few at a time until the limits are met.
-    let from = start;
-    for (;;) {
-      const rows = this.stmts.readFrom.all(from, 8) as Row[];
-      if (rows.length === 0) return out;
-      for (const row of rows) {
-        if (row.first_seq + row.count - 1 <= afterSeq) continue;
-        for (const rec of decodeRecords(row.data, row.first_seq, row.count)) {
-          if (rec.seq <= afterSeq) continue;
-          if (out.length >= maxRecords || (out.length > 0 && bytes + rec.payload.length > maxBytes)) return out;
-          out.push(rec);
-          bytes += rec.payload.length;
-        }
+    // Rows hold up to commitMaxRecords each; fetch one at a time so no blob is read in vain.
+    for (const row of this.stmts.readFrom.iterate(start) as IterableIterator<Row>) {
+      if (row.first_seq + row.count - 1 <= afterSeq) continue;
+      for (const rec of decodeRecords(row.data, row.first_seq, row.count)) {
+        if (rec.seq <= afterSeq) continue;
+        if (out.length >= maxRecords || (out.length > 0 && bytes + rec.payload.length > maxBytes)) return out;
+        out.push(rec);
+        bytes += rec.payload.length;
       }
-      from = rows[rows.length - 1]!.first_seq + 1;
     }
+    return out;
   }
 
   ack(sink: string, seq: number): void {
