@@ -15,6 +15,13 @@ export class Metrics {
     return this.values.get(key(name, labels)) ?? 0;
   }
 
+  /** A counter bound to its labels once, for the per-message path (no key building per call). */
+  counter(name: string, labels: Record<string, string> = {}): { inc: (by?: number) => void } {
+    const k = key(name, labels);
+    if (!this.values.has(k)) this.values.set(k, 0);
+    return { inc: (by = 1) => void this.values.set(k, this.values.get(k)! + by) };
+  }
+
   snapshot(): Record<string, number> {
     return Object.fromEntries(this.values);
   }
