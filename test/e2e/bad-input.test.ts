@@ -1,35 +1,20 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { Daemon, runCli, writeConfig } from '../helpers/daemon.js';
 import { journalCounts } from '../helpers/journal-file.js';
-import { KafkaBroker } from '../helpers/kafka.js';
 import { consumeOrEmpty } from '../helpers/kcat.js';
-import { MosquittoBroker } from '../helpers/mosquitto.js';
 import { Publisher, reading } from '../helpers/publisher.js';
-import { tempDir } from '../helpers/tmp.js';
+import { brokersForFile } from '../helpers/brokers.js';
 import { freePort } from '../helpers/net.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const tmp = tempDir();
-const mosquitto = new MosquittoBroker(join(tmp.path, 'mosquitto'));
-const kafka = new KafkaBroker(join(tmp.path, 'kafka'));
-
-before(async () => {
-  await mosquitto.start();
-  await kafka.start();
-});
-
-after(async () => {
-  await kafka.stop();
-  await mosquitto.stop();
-  tmp.cleanup();
-});
+const { dir: base, mosquitto, kafka } = brokersForFile();
 
 function writeFile(name: string, text: string): string {
-  const path = join(tmp.path, name);
+  const path = join(base, name);
   writeFileSync(path, text);
   return path;
 }
@@ -108,13 +93,13 @@ topic = "t.{y}"
 });
 
 test('a missing config file is a clear error with exit 3', async () => {
-  const r = await runCli(['run', '-c', join(tmp.path, 'nope.toml')]);
+  const r = await runCli(['run', '-c', join(base, 'nope.toml')]);
   assert.equal(r.code, 3);
   assert.match(r.stderr, /nope\.toml: cannot read config file: ENOENT/);
 });
 
 test('an oversized payload is rejected, counted and logged once with its reason; the daemon keeps going', async () => {
-  const dir = join(tmp.path, 'gw-oversize');
+  const dir = join(base, 'gw-oversize');
   const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], clientId: 'sluice-oversize', mqttExtra: 'max_payload_bytes = 1000\nusername = "gw"\npassword = "hunter2-secret"', routes: [{ match: 'dev/+device/#', topic: 'oversize', key: '{device}' }] });
   const daemon = Daemon.run(config).start();
   try {
@@ -144,7 +129,7 @@ test('an oversized payload is rejected, counted and logged once with its reason;
 });
 
 test('records no route matches: skipped and counted by a sink without default_topic, shipped by one with it', async () => {
-  const dir = join(tmp.path, 'gw-unrouted');
+  const dir = join(base, 'gw-unrouted');
   const config = writeConfig({
     dir,
     mqttUrl: mosquitto.url,
@@ -205,7 +190,7 @@ test('SIGTERM leaves a hung in-flight batch for next time within the deadline; a
   await new Promise<void>((r) => blackHole.listen(port, '127.0.0.1', r));
   try {
     for (const twice of [false, true]) {
-      const dir = join(tmp.path, `gw-hung-${twice}`);
+      const dir = join(base, `gw-hung-${twice}`);
       const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [`127.0.0.1:${port}`], clientId: `sluice-hung-${twice}` });
       const daemon = Daemon.run(config).start();
       await daemon.waitForLog(/subscribed/);

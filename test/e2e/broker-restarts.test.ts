@@ -1,33 +1,18 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { join } from 'node:path';
 import { Daemon, writeConfig } from '../helpers/daemon.js';
 import { journalCounts } from '../helpers/journal-file.js';
-import { KafkaBroker } from '../helpers/kafka.js';
 import { consumeOrEmpty } from '../helpers/kcat.js';
-import { MosquittoBroker } from '../helpers/mosquitto.js';
 import { Publisher, StreamPublisher } from '../helpers/publisher.js';
-import { tempDir } from '../helpers/tmp.js';
+import { brokersForFile } from '../helpers/brokers.js';
 import { checkDelivery, expectedReadings } from '../helpers/verify.js';
 import { delay, waitFor } from '../helpers/wait-for.js';
 
-const tmp = tempDir();
-const mosquitto = new MosquittoBroker(join(tmp.path, 'mosquitto'));
-const kafka = new KafkaBroker(join(tmp.path, 'kafka'));
-
-before(async () => {
-  await mosquitto.start();
-  await kafka.start();
-});
-
-after(async () => {
-  await kafka.stop();
-  await mosquitto.stop();
-  tmp.cleanup();
-});
+const { dir: base, mosquitto, kafka } = brokersForFile();
 
 test('Mosquitto restarted mid-stream (with persistence): no acknowledged message is lost', async () => {
-  const dir = join(tmp.path, 'gw-mqtt');
+  const dir = join(base, 'gw-mqtt');
   const topic = 'readings-mqtt-restart';
   const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], clientId: 'sluice-mqtt-restart', routes: [{ match: 'dev/+device/#', topic, key: '{device}' }] });
   const daemon = Daemon.run(config).start();
@@ -65,10 +50,10 @@ test('Mosquitto restarted mid-stream (with persistence): no acknowledged message
 });
 
 test('Kafka restarted mid-drain: the backlog arrives whole', async () => {
-  const dir = join(tmp.path, 'gw-kafka');
+  const dir = join(base, 'gw-kafka');
   const topic = 'readings-kafka-restart';
-  // Small batches so the drain takes long enough to be interrupted.
-  const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], clientId: 'sluice-kafka-restart', sinkExtra: 'batch_max_records = 100', routes: [{ match: 'dev/+device/#', topic, key: '{device}' }] });
+  // Tiny batches so the drain takes long enough (seconds) to be interrupted.
+  const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], clientId: 'sluice-kafka-restart', sinkExtra: 'batch_max_records = 10', routes: [{ match: 'dev/+device/#', topic, key: '{device}' }] });
   await kafka.stop();
   const daemon = Daemon.run(config).start();
   try {

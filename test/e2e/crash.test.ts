@@ -1,36 +1,21 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { join } from 'node:path';
 import { Daemon, writeConfig } from '../helpers/daemon.js';
 import { journalCounts } from '../helpers/journal-file.js';
-import { KafkaBroker } from '../helpers/kafka.js';
 import { consumeOrEmpty } from '../helpers/kcat.js';
-import { MosquittoBroker } from '../helpers/mosquitto.js';
 import { StreamPublisher } from '../helpers/publisher.js';
-import { tempDir } from '../helpers/tmp.js';
+import { brokersForFile } from '../helpers/brokers.js';
 import { checkDelivery } from '../helpers/verify.js';
 import { delay, waitFor } from '../helpers/wait-for.js';
 
-const tmp = tempDir();
-const mosquitto = new MosquittoBroker(join(tmp.path, 'mosquitto'));
-const kafka = new KafkaBroker(join(tmp.path, 'kafka'));
-
-before(async () => {
-  await mosquitto.start();
-  await kafka.start();
-});
-
-after(async () => {
-  await kafka.stop();
-  await mosquitto.stop();
-  tmp.cleanup();
-});
+const { dir: base, mosquitto, kafka } = brokersForFile();
 
 const randomMs = (min: number, max: number): number => min + Math.floor(Math.random() * (max - min));
 
 for (const durability of ['power', 'crash'] as const) {
   test(`kill -9 at random moments, 12 times, while publishing and while draining (durability ${durability}): no acknowledged message is missing`, async () => {
-    const dir = join(tmp.path, `gw-${durability}`);
+    const dir = join(base, `gw-${durability}`);
     const topic = `readings-${durability}`;
     const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], durability, clientId: `sluice-crash-${durability}`, routes: [{ match: 'dev/+device/#', topic, key: '{device}' }] });
     let daemon = Daemon.run(config).start();

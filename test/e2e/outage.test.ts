@@ -1,35 +1,18 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { join } from 'node:path';
 import { Daemon, writeConfig } from '../helpers/daemon.js';
 import { journalCounts } from '../helpers/journal-file.js';
-import { KafkaBroker } from '../helpers/kafka.js';
 import { consumeOrEmpty } from '../helpers/kcat.js';
-import { MosquittoBroker } from '../helpers/mosquitto.js';
 import { Publisher } from '../helpers/publisher.js';
-import { tempDir } from '../helpers/tmp.js';
+import { brokersForFile } from '../helpers/brokers.js';
 import { checkDelivery, expectedReadings } from '../helpers/verify.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const tmp = tempDir();
-const mosquitto = new MosquittoBroker(join(tmp.path, 'mosquitto'));
-const kafka = new KafkaBroker(join(tmp.path, 'kafka'));
-
-before(async () => {
-  await mosquitto.start();
-  // Start once to learn its port, then stop: the test begins with Kafka away.
-  await kafka.start();
-  await kafka.stop();
-});
-
-after(async () => {
-  await kafka.stop();
-  await mosquitto.stop();
-  tmp.cleanup();
-});
+const { dir: base, mosquitto, kafka } = brokersForFile({ kafkaAway: true });
 
 test('Kafka away: 10,000 QoS 1 messages over 100 device topics are journaled, then all arrive in order per key and the journal drains', async () => {
-  const dir = join(tmp.path, 'gw');
+  const dir = join(base, 'gw');
   const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap] });
   const daemon = Daemon.run(config).start();
   try {
