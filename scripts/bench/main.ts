@@ -31,7 +31,7 @@ const size = smoke
   : { runs: 3, ingest: 100000, drain: 1000000, big: 5000000, latencySeconds: 8 };
 const PAYLOAD_BYTES = 200;
 const tmp = tempDir('sluice-bench-');
-const outDir = outArg >= 0 ? args[outArg + 1]! : smoke ? tmp.path : join(repoRoot, 'bench-results');
+const outDir = outArg >= 0 ? args[outArg + 1]! : smoke ? tmp.path : join(repoRoot, 'scripts/bench/results');
 const distScripts = join(repoRoot, 'dist/scripts/bench');
 const log = (m: string): void => void process.stderr.write(`bench: ${m}\n`);
 
