@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Component } from '../component.js';
 import type { SinkConfig } from '../config/load.js';
-import { errorMessage, SluiceError } from '../errors.js';
+import { errorMessage, isRetriable, SluiceError } from '../errors.js';
 import type { Journal, JournalRecord } from '../journal/journal.js';
 import type { Metrics } from '../metrics.js';
 import { Backoff } from '../util/backoff.js';
@@ -105,6 +105,13 @@ export class KafkaSink implements Component {
         const client = await this.connectedClient();
         await withTimeout(client.send(batch, this.cfg.requestTimeoutMs), this.cfg.requestTimeoutMs + SEND_GRACE_MS);
       } catch (err) {
+        if (!isRetriable(err)) {
+          // A bug, not an outage: retrying cannot fix it. Stop shipping; the records stay journaled.
+          this.log.fatal({ err }, 'Kafka sink stopped by a programming error; records stay in the journal until sluice is fixed and restarted');
+          this.deps.metrics.inc('sluice_sink_errors_total', { sink: this.cfg.name });
+          this.abort.abort();
+          return;
+        }
         const delay = this.noteFailure(err);
         await sleep(delay, this.abort.signal);
         continue;

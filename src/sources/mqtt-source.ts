@@ -97,7 +97,6 @@ export class MqttSource implements Component {
     client.on('connect', (connack) => this.onConnect(connack.sessionPresent));
     client.on('close', () => this.onClose());
     client.on('error', (err) => this.onError(err));
-    client.on('offline', () => undefined);
     this.state = 'connecting';
     this.log.info({ url: cfg.url, clientId: options.clientId }, 'connecting to MQTT broker');
     client.connect();

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { pino } from 'pino';
+import { parseConfig } from '../../src/config/load.js';
+import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
+import { Metrics } from '../../src/metrics.js';
+import type { KafkaProducerClient, OutgoingBatch } from '../../src/sinks/kafka-client.js';
+import { KafkaSink } from '../../src/sinks/kafka-sink.js';
+import { systemClock } from '../../src/util/clock.js';
+import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const tmp = tempDir();
+after(() => tmp.cleanup());
+
+async function setup(name: string, send: (b: OutgoingBatch) => Promise<void>) {
+  const config = parseConfig(`
+[journal]
+path = "${join(tmp.path, name, 'journal.db')}"
+[[sink]]
+brokers = ["127.0.0.1:1"]
+linger_ms = 0
+retry_min_ms = 10
+retry_max_ms = 20
+[[sink.route]]
+match = "dev/+d/#"
+topic = "t"
+key = "{d}"
+`);
+  const logger = pino({ level: 'silent' });
+  const journal = new SqliteJournal({ ...config.journal, logger, clock: systemClock });
+  await journal.start();
+  journal.registerSinks(['kafka']);
+  let connects = 0;
+  const client: KafkaProducerClient = { connect: async () => void connects++, send: (b) => send(b), disconnect: async () => undefined };
+  const metrics = new Metrics();
+  const sink = new KafkaSink(config.sink[0]!, { journal, logger, metrics, clock: systemClock, gatewayId: 'gw', createClient: () => client });
+  return { journal, sink, metrics, connects: () => connects };
+}
+
+const rec = (i: number) => ({ time: 1700000000000 + i, source: 'mqtt:x', topic: `dev/d${i % 2}/r`, key: null, payload: Buffer.from(String(i)), headers: null });
+
+test('the cursor moves only after a confirmed send; failures retry the same batch with a new client', async () => {
+  let failures = 2;
+  const sent: string[][] = [];
+  const { journal, sink, metrics, connects } = await setup('retry', async (b) => {
+    if (failures-- > 0) throw new Error('broker away');
+    sent.push(b.topicMessages.flatMap((t) => t.messages.map((m) => m.value.toString())));
+  });
+  for (let i = 0; i < 5; i++) journal.append(rec(i));
+  journal.flush();
+  await sink.start();
+  await waitFor(() => journal.cursor('kafka') === 5, { what: 'cursor at 5' });
+  assert.deepEqual(sent, [['0', '1', '2', '3', '4']]);
+  assert.equal(metrics.get('sluice_sink_errors_total', { sink: 'kafka' }), 2);
+  assert.ok(connects() >= 3, 'a new client after each failure');
+  await sink.stop();
+  await journal.stop();
+});
+
+test('a programming error stops the sink instead of retrying it; the records stay journaled', async () => {
+  let calls = 0;
+  const { journal, sink } = await setup('bug', async () => {
+    calls++;
+    throw new TypeError('cannot read properties of undefined');
+  });
+  journal.append(rec(1));
+  journal.flush();
+  await sink.start();
+  await waitFor(() => calls > 0, { what: 'a send' });
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(calls, 1, 'not retried');
+  assert.equal(journal.cursor('kafka'), 0);
+  assert.equal(journal.read(0, 10, 1 << 20).length, 1);
+  await sink.stop();
+  await journal.stop();
+});
