@@ -9,10 +9,8 @@ export type ErrorCode =
   | 'SLUICE_JOURNAL_CORRUPT'
   | 'SLUICE_JOURNAL_WRITE'
   | 'SLUICE_JOURNAL_CLOSED'
-  | 'SLUICE_KAFKA_SEND'
   | 'SLUICE_KAFKA_TIMEOUT'
-  | 'SLUICE_MQTT_INTERNALS'
-  | 'SLUICE_USAGE';
+  | 'SLUICE_MQTT_INTERNALS';
 
 export class SluiceError extends Error {
   readonly code: ErrorCode;
