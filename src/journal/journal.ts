@@ -36,7 +36,11 @@ export interface JournalStats {
  * Appends are group-committed; each sink reads after its own cursor and acknowledges ranges.
  */
 export interface Journal extends Component {
-  /** Queues a record for the next group commit and returns its seq. Not durable until `onCommit` reports a seq at or past it. */
+  /**
+   * Queues a record for the next group commit and returns its seq. Not durable until `onCommit` reports a seq at or past it.
+   * Throws SluiceError `SLUICE_JOURNAL_FULL` (retriable) when a bound (max_bytes, min_free_bytes, disk full) stops it taking
+   * the record: sources that cannot wait (serial) count the record as dropped and report a gap.
+   */
   append(record: NewRecord): number;
   /** Called after each group commit with the highest seq now durable. Returns an unsubscribe function. */
   onCommit(listener: (committedSeq: number) => void): () => void;
