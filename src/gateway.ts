@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Component } from './component.js';
 import type { Config } from './config/load.js';
+import { GapRecorder } from './journal/gaps.js';
 import type { Journal } from './journal/journal.js';
 import { SqliteJournal } from './journal/sqlite-journal.js';
 import { Metrics } from './metrics.js';
@@ -27,6 +28,8 @@ export class Gateway {
   readonly sinks: KafkaSink[];
   readonly sources: MqttSource[];
   readonly metrics: Metrics;
+  /** Every loss is reported here and becomes a gap record (`sluice/gaps`). */
+  readonly gaps: GapRecorder;
   private started: Component[] = [];
   private stopping: Promise<boolean> | null = null;
   private readonly log: Logger;
@@ -40,6 +43,7 @@ export class Gateway {
     this.log = deps.logger;
     const gatewayId = config.gateway.id;
     this.journal = new SqliteJournal({ ...config.journal, logger: deps.logger.child({ component: 'journal' }), clock });
+    this.gaps = new GapRecorder({ journal: this.journal, metrics: this.metrics, logger: deps.logger.child({ component: 'gaps' }), clock, gatewayId });
     this.sinks = config.sink.map((s) => new KafkaSink(s, { journal: this.journal, logger: deps.logger, metrics: this.metrics, clock, gatewayId, createClient: deps.createKafkaClient }));
     this.sources = config.mqtt.map((m) => new MqttSource(m, { journal: this.journal, logger: deps.logger, metrics: this.metrics, clock, gatewayId, createClient: deps.createMqttClient }));
   }
