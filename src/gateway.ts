@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Component } from './component.js';
 import type { Config } from './config/load.js';
 import { GapRecorder } from './journal/gaps.js';
+import { buildClassifier } from './journal/retention.js';
 import type { Journal } from './journal/journal.js';
 import { SqliteJournal } from './journal/sqlite-journal.js';
 import { Metrics } from './metrics.js';
@@ -42,10 +43,18 @@ export class Gateway {
     this.metrics = deps.metrics ?? new Metrics();
     this.log = deps.logger;
     const gatewayId = config.gateway.id;
-    this.journal = new SqliteJournal({ ...config.journal, logger: deps.logger.child({ component: 'journal' }), clock });
+    const policies = new Map(config.mqtt.map((m) => [`mqtt:${m.name}`, m.overflow] as const));
+    this.journal = new SqliteJournal({
+      ...config.journal,
+      classify: buildClassifier(config, policies),
+      // The recorder needs the journal; the journal reports through it once both exist.
+      reportGap: (gap) => this.gaps.report(gap),
+      logger: deps.logger.child({ component: 'journal' }),
+      clock,
+    });
     this.gaps = new GapRecorder({ journal: this.journal, metrics: this.metrics, logger: deps.logger.child({ component: 'gaps' }), clock, gatewayId });
     this.sinks = config.sink.map((s) => new KafkaSink(s, { journal: this.journal, logger: deps.logger, metrics: this.metrics, clock, gatewayId, createClient: deps.createKafkaClient }));
-    this.sources = config.mqtt.map((m) => new MqttSource(m, { journal: this.journal, logger: deps.logger, metrics: this.metrics, clock, gatewayId, createClient: deps.createMqttClient }));
+    this.sources = config.mqtt.map((m) => new MqttSource(m, { journal: this.journal, logger: deps.logger, metrics: this.metrics, clock, gatewayId, createClient: deps.createMqttClient, reportGap: this.gaps.report }));
   }
 
   async start(): Promise<void> {

@@ -22,6 +22,8 @@ const tlsSchema = z
   })
   .describe('TLS settings.');
 
+const overflowSchema = z.enum(['backpressure', 'drop_oldest']);
+
 const subscriptionSchema = z.strictObject({
   topic: z.string().min(1).describe('MQTT topic filter, e.g. "sensors/#".'),
   qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1).describe('Subscription QoS. Default 1. QoS 0 messages cannot be acknowledged after the journal commit, so use 1 or 2.'),
@@ -40,6 +42,7 @@ const mqttSchema = z.strictObject({
   connect_timeout_ms: z.number().int().min(100).default(10000).describe('Connect timeout, in milliseconds. Default 10000.'),
   reconnect_min_ms: z.number().int().min(10).default(500).describe('First reconnect delay, in milliseconds; it doubles (with jitter) up to reconnect_max_ms. Default 500.'),
   reconnect_max_ms: z.number().int().min(10).default(30000).describe('Largest reconnect delay, in milliseconds. Default 30000.'),
+  overflow: overflowSchema.default('backpressure').describe('When the journal reaches a bound: "backpressure" stops taking messages (sluice disconnects and the broker keeps them in the persistent session until there is room; nothing is lost), "drop_oldest" lets this source\'s oldest journaled records be evicted to make room, each eviction reported by a gap record. Default "backpressure".'),
   max_payload_bytes: z.number().int().min(1).default(262144).describe('Payloads larger than this are acknowledged, not journaled, counted and logged. Default 262144 (256 KiB).'),
   tls: tlsSchema.prefault({}),
   subscribe: z.array(subscriptionSchema).min(1, 'at least one subscription is needed').describe('Topic filters to subscribe to.'),
@@ -49,6 +52,8 @@ const routeSchema = z.strictObject({
   match: z.string().min(1).describe('Topic filter with optional named wildcards: "+name" matches one level, "#name" (last) the rest. E.g. "sensors/+site/+device/#".'),
   topic: z.string().min(1).max(249).describe('Kafka topic; may use {name} placeholders from the match.'),
   key: z.string().optional().describe('Kafka key template, e.g. "{site}.{device}". Default: no key. Records with the same key keep their order.'),
+  priority: z.number().int().min(-1000).max(1000).default(0).describe('Eviction priority of the records this route matches: when the journal must evict, the lowest priority goes first (then the oldest). Default 0.'),
+  overflow: overflowSchema.optional().describe('Overrides the source\'s overflow policy for the records this route matches ("backpressure" or "drop_oldest"). Default: the source\'s.'),
 });
 
 const saslSchema = z.strictObject({
@@ -69,6 +74,10 @@ const sinkSchema = z.strictObject({
   connection_timeout_ms: z.number().int().min(100).default(10000).describe('TCP/TLS connect timeout, in milliseconds. Default 10000.'),
   retry_min_ms: z.number().int().min(10).default(500).describe('First retry delay after a failed batch, in milliseconds; doubles with jitter. Default 500.'),
   retry_max_ms: z.number().int().min(10).default(30000).describe('Largest retry delay, in milliseconds. Retries never stop while records are pending. Default 30000.'),
+  drain_order: z.enum(['fifo', 'newest_first']).default('fifo').describe('"fifo": oldest first, order per key holds. "newest_first": records arriving now are sent before the backlog, which follows; breaks order per key during a drain (every record still carries its seq and capture time). Default "fifo".'),
+  max_bytes_per_second: z.number().int().min(1024).optional().describe('Upload cap for metered links, in payload bytes per second (averaged over the drain). Default: no cap.'),
+  progress_interval_s: z.number().int().min(1).default(30).describe('While a backlog drains, a log line every this many seconds gives records and bytes left, rate and ETA. Default 30.'),
+  gap_topic: z.string().min(1).max(249).default('sluice-gaps').describe('Kafka topic for gap and alarm records (source topic "sluice/gaps") when no route matches them. Default "sluice-gaps".'),
   default_topic: z.string().optional().describe('Kafka topic for records no route matches (key: none). Default: none; such records are dropped, counted and logged.'),
   tls: tlsSchema.prefault({}),
   sasl: saslSchema.optional(),
@@ -93,6 +102,9 @@ export const configSchema = z.strictObject({
       durability: z.enum(['power', 'crash']).default('power').describe('"power": every commit is fsynced before anything is acknowledged (survives power loss). "crash": survives a process crash; the last commits may roll back on power loss; faster. Default "power".'),
       commit_delay_ms: z.number().int().min(0).max(1000).default(5).describe('Longest a record waits for its group commit, in milliseconds. Default 5.'),
       commit_max_records: z.number().int().min(1).max(100000).default(2000).describe('A group commit happens at once when this many records wait. Default 2000.'),
+      max_bytes: z.number().int().min(65536).optional().describe('Most bytes the journal database may hold (SQLite pages in use), in bytes. At the bound, sources apply their overflow policy. Default: no bound besides min_free_bytes.'),
+      max_age_s: z.number().int().min(1).optional().describe('Records older than this (capture time), in seconds, are evicted whatever the policy, and a gap record says so. Default: kept until shipped.'),
+      min_free_bytes: z.number().int().min(0).default(67108864).describe('Stop taking records before the filesystem holding the journal has less than this free, in bytes (space the journal already owns counts as free). Default 67108864 (64 MiB).'),
     })
     .prefault({}),
   mqtt: z.array(mqttSchema).default([]).describe('MQTT sources.'),

@@ -19,6 +19,10 @@ export interface GapReport {
   /** Seq range of lost journaled records; absent when they never got a seq (dropped before the journal). */
   firstSeq?: number;
   lastSeq?: number;
+  /** The exact seq ranges lost, inclusive, when they are not one contiguous range (evictions skip kept records). */
+  ranges?: Array<[number, number]>;
+  /** Lost records per source, when more than one source lost some. */
+  sources?: Record<string, number>;
   /** Capture-time range of the lost records, ms since the epoch. */
   firstTime: number;
   lastTime: number;
@@ -83,6 +87,8 @@ export function gapPayload(gap: GapReport, gatewayId: string): Record<string, un
     sink: gap.sink ?? null,
     first_seq: gap.firstSeq ?? null,
     last_seq: gap.lastSeq ?? null,
+    ranges: gap.ranges ?? (gap.firstSeq !== undefined && gap.lastSeq !== undefined ? [[gap.firstSeq, gap.lastSeq]] : []),
+    sources: gap.sources ?? { [gap.source]: gap.count },
     first_time: new Date(gap.firstTime).toISOString(),
     last_time: new Date(gap.lastTime).toISOString(),
     count: gap.count,

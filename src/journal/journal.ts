@@ -28,7 +28,11 @@ export interface JournalStats {
   committedSeq: number;
   /** Bytes the database file holds in use (pages minus free pages). */
   usedBytes: number;
+  /** Payload bytes of the records journaled (all sinks). */
+  storedBytes: number;
   commits: number;
+  /** Why the journal refuses records now ("max_bytes", "min_free_bytes", "disk_full"), or null. */
+  full: string | null;
 }
 
 /**
@@ -44,6 +48,8 @@ export interface Journal extends Component {
   append(record: NewRecord): number;
   /** Called after each group commit with the highest seq now durable. Returns an unsubscribe function. */
   onCommit(listener: (committedSeq: number) => void): () => void;
+  /** False while a bound or a full disk holds appends off (they throw SLUICE_JOURNAL_FULL). */
+  readonly accepting: boolean;
   /** Commits whatever is pending now. */
   flush(): void;
   /** Highest seq durably committed. */

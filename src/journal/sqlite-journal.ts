@@ -1,11 +1,16 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { SluiceError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
+import { freeBytes as statFreeBytes } from './disk-space.js';
+import { EvictionLedger } from './eviction-ledger.js';
+import { GAP_SOURCE, type ReportGap } from './gaps.js';
 import type { Journal, JournalRecord, JournalStats, NewRecord } from './journal.js';
 import { decodeRecords, encodeRecords } from './record-codec.js';
+import { INTERNAL_PRIORITY, keepEverything, type Classify, type RecordClass } from './retention.js';
+import { setAside } from './set-aside.js';
 
 /** Settings of the SQLite journal; see `journal` in the config schema. */
 export interface SqliteJournalOptions {
@@ -15,22 +20,54 @@ export interface SqliteJournalOptions {
   commitDelayMs: number;
   /** Commit at once when this many records wait. */
   commitMaxRecords: number;
+  /** Most bytes of pages in use; undefined = unbounded. */
+  maxBytes?: number;
+  /** Records older than this (capture time), in seconds, are evicted. */
+  maxAgeS?: number;
+  /** Keep at least this many bytes free on the journal's filesystem. */
+  minFreeBytes?: number;
+  /** Priority and evictability of a record; default: everything kept. */
+  classify?: Classify;
+  /** Where evictions and alarms are reported (the gateway's GapRecorder). */
+  reportGap?: ReportGap;
+  /** Free bytes on the filesystem holding a directory; injectable for tests. */
+  freeBytes?: (dir: string) => number | null;
+  /** How often bounds, age, the WAL file and pending gap reports are looked after, ms. Default 1000. */
+  maintenanceIntervalMs?: number;
   logger: Logger;
   clock: Clock;
 }
 
 /** Marks the file as a sluice journal ("SLCE"), so a stranger's database is refused, not reused. */
 const APPLICATION_ID = 0x534c4345;
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 /** After this many failed commits in a row, the pending records stay queued and we keep trying on a timer. */
 const RETRY_COMMIT_MS = 1000;
 
 type Row = { first_seq: number; count: number; data: Buffer };
+type EvictRow = { first_seq: number; last_seq: number; count: number; bytes: number; data: Buffer };
+/** max_age is looked at every this many maintenance ticks. */
+const AGE_EVERY_TICKS = 5;
+const EVICT_CHUNK = 16;
+
+function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE' || code === 'ENOSPC';
+}
 
 export class SqliteJournal implements Journal {
   readonly name = 'journal';
   private db: Database.Database | null = null;
   private pending: NewRecord[] = [];
+  private pendingClass: RecordClass[] = [];
+  /** Records and payload bytes in the batches table (all sinks, confirmed rows excluded). */
+  private stored = { records: 0, bytes: 0 };
+  /** Why the journal refuses appends now (a bound or the disk), or null. */
+  private fullReason: string | null = null;
+  private readonly ledger = new EvictionLedger();
+  private maintenance: NodeJS.Timeout | null = null;
+  private ticks = 0;
+  private pageSize = 4096;
   private nextSeq = 1;
   private committed = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -47,6 +84,9 @@ export class SqliteJournal implements Journal {
     deleteThrough: Database.Statement;
     setMeta: Database.Statement;
     oldest: Database.Statement;
+    evictable: Database.Statement;
+    aged: Database.Statement;
+    deleteRow: Database.Statement;
   };
 
   constructor(private readonly opts: SqliteJournalOptions) {}
@@ -57,8 +97,49 @@ export class SqliteJournal implements Journal {
     mkdirSync(dirname(path), { recursive: true });
     let db: Database.Database;
     try {
+      db = this.open(path);
+    } catch (err) {
+      if (!(err instanceof SluiceError) || err.code !== 'SLUICE_JOURNAL_CORRUPT' || (err.cause as { foreign?: boolean } | undefined)?.foreign) throw err;
+      // A damaged journal must not become a crash loop, nor a silent empty start: set it aside,
+      // start anew above its seqs, and say so in an alarm record shipped like a reading.
+      const aside = setAside(path, new Date(this.opts.clock.now()));
+      logger.error({ err: err.message, setAside: aside.files, lastSeq: aside.lastSeq, unshippedRecords: aside.unshippedRecords }, 'journal unusable: set aside; starting a new journal (recover what is readable with `sluice journal salvage`)');
+      db = this.open(path);
+      // Seqs must never go backwards: continue above the old file's, or above the clock when unreadable.
+      const floor = aside.lastSeq ?? this.opts.clock.now();
+      if (floor + 1 > this.nextSeq) {
+        db.prepare("INSERT INTO meta (k, v) VALUES ('next_seq', ?) ON CONFLICT (k) DO UPDATE SET v = max(v, excluded.v)").run(floor + 1);
+        this.nextSeq = floor + 1;
+        this.committed = floor;
+      }
+      this.db = db;
+      this.opts.reportGap?.({
+        reason: 'journal_set_aside',
+        source: 'sluice:journal',
+        firstTime: this.opts.clock.now(),
+        lastTime: this.opts.clock.now(),
+        count: aside.unshippedRecords ?? 0,
+        bytes: 0,
+        detail: `journal failed its check (${err.message}); moved to ${aside.path}; ${aside.unshippedRecords === null ? 'how many records it held is unknown' : `${aside.unshippedRecords} records were not yet shipped`}; recover them with \`sluice journal salvage ${aside.path}\``,
+      });
+    }
+    this.db = db;
+    const stats = this.stats();
+    logger.info({ path, durability: this.opts.durability, backlog: stats.backlogRecords, nextSeq: this.nextSeq, maxBytes: this.opts.maxBytes, maxAgeS: this.opts.maxAgeS, minFreeBytes: this.opts.minFreeBytes }, 'journal open');
+    this.maintenance = setInterval(() => this.maintain(), this.opts.maintenanceIntervalMs ?? 1000);
+    this.maintenance.unref();
+    this.checkBounds();
+  }
+
+  private open(path: string): Database.Database {
+    let db: Database.Database;
+    try {
       db = new Database(path);
     } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'SQLITE_CANTOPEN' && existsSync(path)) {
+        throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `journal ${path} cannot be opened: ${(err as Error).message}`, { cause: err });
+      }
       throw new SluiceError('SLUICE_JOURNAL_OPEN', `cannot open journal ${path}: ${(err as Error).message}`, { cause: err });
     }
     try {
@@ -68,16 +149,14 @@ export class SqliteJournal implements Journal {
       if (err instanceof SluiceError) throw err;
       throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `journal ${path} is not a readable sluice journal: ${(err as Error).message}`, { cause: err });
     }
-    this.db = db;
-    const stats = this.stats();
-    logger.info({ path, durability: this.opts.durability, backlog: stats.backlogRecords, nextSeq: this.nextSeq }, 'journal open');
+    return db;
   }
 
   private prepare(db: Database.Database): void {
     const appId = db.pragma('application_id', { simple: true }) as number;
     const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number };
     if (tables.n > 0 && appId !== APPLICATION_ID) {
-      throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `${this.opts.path} is a SQLite database but not a sluice journal; refusing to use it`);
+      throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `${this.opts.path} is a SQLite database but not a sluice journal; refusing to use it`, { cause: { foreign: true } });
     }
     if (tables.n === 0) {
       // auto_vacuum only takes effect before the first table exists.
@@ -88,7 +167,13 @@ export class SqliteJournal implements Journal {
       const check = db.pragma('quick_check', { simple: true }) as string;
       if (check !== 'ok') throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `journal ${this.opts.path} failed SQLite's quick_check: ${check}`);
       const version = db.pragma('user_version', { simple: true }) as number;
-      if (version !== SCHEMA_VERSION) throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `journal ${this.opts.path} has schema version ${version}; this sluice knows ${SCHEMA_VERSION}`);
+      if (version === 1) {
+        // Version 2 added eviction classes; old rows are kept-everything, priority 0.
+        db.exec('ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT 0; ALTER TABLE batches ADD COLUMN evictable INTEGER NOT NULL DEFAULT 0;');
+        db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      } else if (version !== SCHEMA_VERSION) {
+        throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `journal ${this.opts.path} has schema version ${version}; this sluice knows ${SCHEMA_VERSION}`, { cause: { foreign: true } });
+      }
     }
     const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;
     if (mode !== 'wal') throw new SluiceError('SLUICE_JOURNAL_OPEN', `journal ${this.opts.path}: cannot switch to WAL mode (got ${mode})`);
@@ -103,18 +188,27 @@ export class SqliteJournal implements Journal {
         bytes INTEGER NOT NULL,
         min_time REAL NOT NULL,
         max_time REAL NOT NULL,
-        data BLOB NOT NULL
+        data BLOB NOT NULL,
+        priority INTEGER NOT NULL DEFAULT 0,
+        evictable INTEGER NOT NULL DEFAULT 0
       );
+      CREATE INDEX IF NOT EXISTS batches_eviction ON batches (evictable, priority, first_seq);
     `);
+    this.pageSize = db.pragma('page_size', { simple: true }) as number;
     this.stmts = {
-      insert: db.prepare('INSERT INTO batches (first_seq, last_seq, count, bytes, min_time, max_time, data) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      insert: db.prepare('INSERT INTO batches (first_seq, last_seq, count, bytes, min_time, max_time, data, priority, evictable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       findStart: db.prepare('SELECT first_seq FROM batches WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1').pluck(),
       readFrom: db.prepare('SELECT first_seq, count, data FROM batches WHERE first_seq >= ? ORDER BY first_seq'),
       setCursor: db.prepare('INSERT INTO cursors (sink, seq) VALUES (?, ?) ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq'),
-      deleteThrough: db.prepare('DELETE FROM batches WHERE last_seq <= ?'),
+      deleteThrough: db.prepare('DELETE FROM batches WHERE last_seq <= ? RETURNING count, bytes'),
       setMeta: db.prepare('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = max(v, excluded.v)'),
-      oldest: db.prepare('SELECT min_time FROM batches ORDER BY first_seq LIMIT 1').pluck(),
+      oldest: db.prepare('SELECT min(min_time) FROM batches').pluck(),
+      evictable: db.prepare(`SELECT first_seq, last_seq, count, bytes, data FROM batches WHERE evictable = 1 AND last_seq > ? ORDER BY priority, first_seq LIMIT ${EVICT_CHUNK}`),
+      aged: db.prepare(`SELECT first_seq, last_seq, count, bytes, data FROM batches WHERE priority < ${INTERNAL_PRIORITY} AND max_time < ? AND last_seq > ? ORDER BY first_seq LIMIT ${EVICT_CHUNK}`),
+      deleteRow: db.prepare('DELETE FROM batches WHERE first_seq = ?'),
     };
+    const totals = db.prepare('SELECT count(*) AS rows, coalesce(sum(count), 0) AS records, coalesce(sum(bytes), 0) AS bytes FROM batches').get() as { records: number; bytes: number };
+    this.stored = { records: totals.records, bytes: totals.bytes };
     // The counter survives the table draining: meta.next_seq is raised whenever rows are deleted.
     const metaNext = (db.prepare("SELECT v FROM meta WHERE k = 'next_seq'").pluck().get() as number | undefined) ?? 1;
     const maxLast = (db.prepare('SELECT max(last_seq) FROM batches').pluck().get() as number | null) ?? 0;
@@ -128,6 +222,9 @@ export class SqliteJournal implements Journal {
   async stop(): Promise<void> {
     if (!this.db) return;
     this.clearTimers();
+    if (this.maintenance) clearInterval(this.maintenance);
+    this.maintenance = null;
+    this.reportEvictions();
     try {
       this.flush();
     } catch (err) {
@@ -140,7 +237,12 @@ export class SqliteJournal implements Journal {
 
   append(record: NewRecord): number {
     if (!this.db) throw new SluiceError('SLUICE_JOURNAL_CLOSED', 'journal is not open');
+    // Gap and alarm records are small, rare and coalesced: they get in even when full, so no loss goes unreported.
+    if (this.fullReason !== null && record.source !== GAP_SOURCE) {
+      throw new SluiceError('SLUICE_JOURNAL_FULL', `journal full (${this.fullReason})`, { retriable: true });
+    }
     this.pending.push(record);
+    this.pendingClass.push((this.opts.classify ?? keepEverything)(record.source, record.topic));
     const seq = this.nextSeq++;
     if (this.pending.length >= this.opts.commitMaxRecords) {
       // Commit outside the caller's stack: listeners acknowledge upstream and must not re-enter the source.
@@ -186,27 +288,31 @@ export class SqliteJournal implements Journal {
   }
 
   flush(): void {
-    const db = this.requireDb();
+    this.requireDb();
     if (this.pending.length === 0) return;
     this.clearTimers();
     const records = this.pending;
+    const classes = this.pendingClass;
     const firstSeq = this.nextSeq - records.length;
     const lastSeq = this.nextSeq - 1;
-    let minTime = Infinity;
-    let maxTime = -Infinity;
-    let bytes = 0;
-    for (const r of records) {
-      if (r.time < minTime) minTime = r.time;
-      if (r.time > maxTime) maxTime = r.time;
-      bytes += r.payload.length;
-    }
-    const data = encodeRecords(records);
+    let inserted: { records: number; bytes: number };
     try {
-      this.stmts.insert.run(firstSeq, lastSeq, records.length, bytes, minTime, maxTime, data);
+      inserted = this.insertRuns(records, classes, firstSeq);
     } catch (err) {
-      throw new SluiceError('SLUICE_JOURNAL_WRITE', `journal commit failed: ${(err as Error).message}`, { retriable: true, cause: err });
+      if (!isDiskFull(err)) throw new SluiceError('SLUICE_JOURNAL_WRITE', `journal commit failed: ${(err as Error).message}`, { retriable: true, cause: err });
+      // The disk is full: refuse new records, make room by the overflow policy, try once more.
+      this.setFull('disk_full');
+      this.evict(Number.POSITIVE_INFINITY, 'evicted_disk_full', () => false, Math.max(1, Math.ceil(records.length / this.opts.commitMaxRecords)) * 2);
+      try {
+        inserted = this.insertRuns(records, classes, firstSeq);
+      } catch (err2) {
+        throw new SluiceError('SLUICE_JOURNAL_FULL', `journal commit failed, disk full: ${(err2 as Error).message}`, { retriable: true, cause: err2 });
+      }
     }
+    this.stored.records += inserted.records;
+    this.stored.bytes += inserted.bytes;
     this.pending = [];
+    this.pendingClass = [];
     this.committed = lastSeq;
     this.commitCount++;
     for (const l of this.listeners) {
@@ -216,6 +322,164 @@ export class SqliteJournal implements Journal {
         this.opts.logger.error({ err }, 'journal: commit listener failed');
       }
     }
+    this.checkBounds();
+  }
+
+  /** One row per run of records with the same class, so eviction can take whole rows. */
+  private insertRuns(records: NewRecord[], classes: RecordClass[], firstSeq: number): { records: number; bytes: number } {
+    let bytesTotal = 0;
+    this.db!.transaction(() => {
+      let start = 0;
+      for (let i = 1; i <= records.length; i++) {
+        const a = classes[start]!;
+        const b = classes[i];
+        if (i < records.length && b!.priority === a.priority && b!.evictable === a.evictable) continue;
+        const run = start === 0 && i === records.length ? records : records.slice(start, i);
+        let minTime = Infinity;
+        let maxTime = -Infinity;
+        let bytes = 0;
+        for (const r of run) {
+          if (r.time < minTime) minTime = r.time;
+          if (r.time > maxTime) maxTime = r.time;
+          bytes += r.payload.length;
+        }
+        this.stmts.insert.run(firstSeq + start, firstSeq + i - 1, run.length, bytes, minTime, maxTime, encodeRecords(run), a.priority, a.evictable ? 1 : 0);
+        bytesTotal += bytes;
+        start = i;
+      }
+    })();
+    return { records: records.length, bytes: bytesTotal };
+  }
+
+  /** Whether appends are taken now (false while a bound or a full disk holds them off). */
+  get accepting(): boolean {
+    return this.fullReason === null;
+  }
+
+  private setFull(reason: string): void {
+    if (this.fullReason === reason) return;
+    const was = this.fullReason;
+    this.fullReason = reason;
+    if (was === null) {
+      this.opts.logger.warn({ reason, maxBytes: this.opts.maxBytes, minFreeBytes: this.opts.minFreeBytes }, 'journal full: sources with overflow = "backpressure" pause, sources that cannot pause drop (with gap records)');
+      this.opts.reportGap?.({ reason: `journal_full_${reason}`, source: 'sluice:journal', firstTime: this.opts.clock.now(), lastTime: this.opts.clock.now(), count: 0, bytes: 0, detail: 'alarm: the journal stopped taking records; nothing is lost by this alone (see gap records with other reasons for losses)' });
+    }
+  }
+
+  /** Bytes over the tightest bound (<= 0 when within all), and which bound. */
+  private overage(): { bytes: number; reason: string } {
+    const db = this.db!;
+    const pages = db.pragma('page_count', { simple: true }) as number;
+    const free = db.pragma('freelist_count', { simple: true }) as number;
+    const used = (pages - free) * this.pageSize;
+    let worst = { bytes: -Infinity, reason: 'max_bytes' };
+    if (this.opts.maxBytes !== undefined) worst = { bytes: used - this.opts.maxBytes, reason: 'max_bytes' };
+    if (this.opts.minFreeBytes) {
+      const fsFree = (this.opts.freeBytes ?? statFreeBytes)(dirname(this.opts.path));
+      if (fsFree !== null) {
+        const short = this.opts.minFreeBytes - (fsFree + free * this.pageSize);
+        if (short > worst.bytes) worst = { bytes: short, reason: 'min_free_bytes' };
+      }
+    }
+    return worst;
+  }
+
+  /** Evicts by policy while over a bound; sets or clears the full state. */
+  private checkBounds(): void {
+    if (!this.db) return;
+    let over = this.overage();
+    if (over.bytes > 0) {
+      this.evict(over.bytes, `evicted_${over.reason}`, () => this.overage().bytes <= 0);
+      over = this.overage();
+    }
+    if (over.bytes > 0) {
+      this.setFull(over.reason);
+    } else if (this.fullReason !== null) {
+      if (this.fullReason === 'disk_full' && this.pending.length > 0) return; // the retry timer decides
+      this.opts.logger.info({ was: this.fullReason }, 'journal takes records again');
+      this.fullReason = null;
+    }
+  }
+
+  /**
+   * Deletes evictable rows, lowest priority then oldest first, until `enough()` or `maxRows`;
+   * what they held goes to the eviction ledger and from there into gap records.
+   */
+  private evict(_bytes: number, reason: string, enough: () => boolean, maxRows = Number.POSITIVE_INFINITY): number {
+    const minCursor = this.minCursor();
+    let rows = 0;
+    this.db!.transaction(() => {
+      while (rows < maxRows) {
+        const batch = this.stmts.evictable.all(minCursor) as EvictRow[];
+        if (batch.length === 0) return;
+        for (const row of batch) {
+          this.dropRow(row, minCursor, reason);
+          rows++;
+          if (rows >= maxRows || enough()) return;
+        }
+      }
+    })();
+    return rows;
+  }
+
+  private dropRow(row: EvictRow, minCursor: number, reason: string): void {
+    this.stmts.deleteRow.run(row.first_seq);
+    this.stored.records -= row.count;
+    this.stored.bytes -= row.bytes;
+    this.ledger.add(reason, decodeRecords(row.data, row.first_seq, row.count), minCursor);
+  }
+
+  private minCursor(): number {
+    if (this.cursors.size) return Math.min(...this.cursors.values());
+    return ((this.db!.prepare("SELECT v FROM meta WHERE k = 'next_seq'").pluck().get() as number | undefined) ?? 1) - 1;
+  }
+
+  /** Once a second: pending gap reports, max_age, a full journal getting room back, a deleted WAL. */
+  private maintain(): void {
+    if (!this.db) return;
+    try {
+      this.ticks++;
+      if (!existsSync(`${this.opts.path}-wal`)) this.recoverDeletedWal();
+      if (this.opts.maxAgeS !== undefined && this.ticks % AGE_EVERY_TICKS === 0) this.evictAged();
+      if (this.fullReason !== null) this.checkBounds();
+      this.reportEvictions();
+    } catch (err) {
+      this.opts.logger.error({ err }, 'journal maintenance failed; will try again');
+    }
+  }
+
+  private evictAged(): void {
+    const cutoff = this.opts.clock.now() - this.opts.maxAgeS! * 1000;
+    const minCursor = this.minCursor();
+    this.db!.transaction(() => {
+      for (;;) {
+        const batch = this.stmts.aged.all(cutoff, minCursor) as EvictRow[];
+        if (batch.length === 0) return;
+        for (const row of batch) this.dropRow(row, minCursor, 'evicted_max_age');
+      }
+    })();
+  }
+
+  private reportEvictions(): void {
+    for (const gap of this.ledger.drain()) {
+      this.opts.logger.warn({ reason: gap.reason, count: gap.count, bytes: gap.bytes, firstSeq: gap.firstSeq, lastSeq: gap.lastSeq }, 'journal evicted records; a gap record lists them');
+      this.opts.reportGap?.(gap);
+    }
+  }
+
+  /**
+   * Someone deleted the WAL under the running daemon. This connection still holds the unlinked
+   * file, so checkpoint it into the database (nothing committed is lost), then reopen to get a
+   * real WAL again, and raise an alarm.
+   */
+  private recoverDeletedWal(): void {
+    const db = this.db!;
+    this.flush();
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.close();
+    this.db = this.open(this.opts.path);
+    this.opts.logger.error({ path: `${this.opts.path}-wal` }, 'journal WAL file was deleted while running; its contents were checkpointed into the database and a new WAL started');
+    this.opts.reportGap?.({ reason: 'journal_wal_deleted', source: 'sluice:journal', firstTime: this.opts.clock.now(), lastTime: this.opts.clock.now(), count: 0, bytes: 0, detail: 'alarm: the WAL was deleted by something else while sluice ran; checkpointed before reopening, nothing lost' });
   }
 
   registerSinks(names: readonly string[]): void {
@@ -274,28 +538,37 @@ export class SqliteJournal implements Journal {
       this.cursors.set(sink, seq);
       this.deleteConfirmed();
     })();
+    if (this.fullReason !== null) this.checkBounds();
   }
 
   private deleteConfirmed(): void {
     if (this.cursors.size === 0) return;
     const through = Math.min(...this.cursors.values());
     if (through <= 0) return;
-    this.stmts.deleteThrough.run(through);
+    for (const r of this.stmts.deleteThrough.all(through) as { count: number; bytes: number }[]) {
+      this.stored.records -= r.count;
+      this.stored.bytes -= r.bytes;
+    }
     this.stmts.setMeta.run('next_seq', through + 1);
   }
 
   stats(): JournalStats {
     const db = this.requireDb();
-    const minCursor = this.cursors.size ? Math.min(...this.cursors.values()) : ((db.prepare("SELECT v FROM meta WHERE k = 'next_seq'").pluck().get() as number | undefined) ?? 1) - 1;
-    const pageSize = db.pragma('page_size', { simple: true }) as number;
+    const minCursor = this.minCursor();
     const pages = db.pragma('page_count', { simple: true }) as number;
     const free = db.pragma('freelist_count', { simple: true }) as number;
+    // Rows are contiguous seq runs; the one holding the slowest cursor is partly confirmed.
+    const straddle = db.prepare('SELECT first_seq FROM batches WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1').pluck().get(minCursor) as number | undefined;
+    const straddleRow = straddle === undefined ? undefined : (db.prepare('SELECT last_seq FROM batches WHERE first_seq = ?').pluck().get(straddle) as number);
+    const confirmedInRow = straddle !== undefined && straddleRow !== undefined && straddleRow > minCursor ? minCursor - straddle + 1 : 0;
     return {
-      backlogRecords: Math.max(0, this.nextSeq - 1 - minCursor),
-      oldestTime: (this.stmts.oldest.get() as number | undefined) ?? null,
+      backlogRecords: Math.max(0, this.stored.records - confirmedInRow + this.pending.length),
+      storedBytes: this.stored.bytes,
+      oldestTime: (this.stmts.oldest.get() as number | null | undefined) ?? null,
       committedSeq: this.committed,
-      usedBytes: (pages - free) * pageSize,
+      usedBytes: (pages - free) * this.pageSize,
       commits: this.commitCount,
+      full: this.fullReason,
     };
   }
 

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Component } from '../component.js';
 import type { SinkConfig } from '../config/load.js';
 import { errorMessage, isRetriable, SluiceError } from '../errors.js';
+import { GAP_TOPIC } from '../journal/gaps.js';
 import type { Journal, JournalRecord } from '../journal/journal.js';
 import type { Metrics } from '../metrics.js';
 import { Backoff } from '../util/backoff.js';
@@ -154,7 +155,7 @@ export class KafkaSink implements Component {
   private toBatch(records: JournalRecord[]): OutgoingBatch {
     const byTopic = new Map<string, OutgoingBatch['topicMessages'][number]['messages']>();
     for (const r of records) {
-      const target = this.router.route(r.topic);
+      const target = this.router.route(r.topic) ?? (r.topic === GAP_TOPIC ? { topic: this.cfg.gapTopic, key: r.key } : null);
       if (!target) {
         this.deps.metrics.inc('sluice_sink_unrouted_total', { sink: this.cfg.name });
         this.once.warn(`unrouted:${r.topic}`, { topic: r.topic, seq: r.seq }, 'no route matches this topic and no default_topic is set; record skipped by this sink');

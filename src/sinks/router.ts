@@ -5,7 +5,7 @@ import { compileFilter, type RouteTarget, type TopicMatcher } from './topic-filt
 export class Router {
   private readonly matchers: TopicMatcher[];
 
-  constructor(routes: readonly RouteConfig[], private readonly defaultTopic?: string) {
+  constructor(routes: readonly Pick<RouteConfig, 'match' | 'topic' | 'key'>[], private readonly defaultTopic?: string) {
     this.matchers = routes.map((r) => compileFilter(r.match, { topic: r.topic, key: r.key }));
   }
 

@@ -3,6 +3,8 @@ import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 
 import type { Logger } from 'pino';
 import type { Component } from '../component.js';
 import type { MqttConfig } from '../config/load.js';
+import { SluiceError } from '../errors.js';
+import type { ReportGap } from '../journal/gaps.js';
 import type { Journal } from '../journal/journal.js';
 import type { Metrics } from '../metrics.js';
 import { Backoff } from '../util/backoff.js';
@@ -21,6 +23,12 @@ export interface MqttSourceDeps {
   gatewayId: string;
   /** Default: MQTT.js's `connect`. */
   createClient?: MqttClientFactory;
+  /** Where losses are reported (only QoS 0 messages can be lost here). */
+  reportGap?: ReportGap;
+}
+
+function isJournalFull(err: unknown): boolean {
+  return err instanceof SluiceError && err.code === 'SLUICE_JOURNAL_FULL';
 }
 
 /**
@@ -33,6 +41,9 @@ export class MqttSource implements Component {
   private gate: AckGate | null = null;
   private unsubscribeCommit: (() => void) | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  /** Set while the journal is full and this source holds off: disconnected, the broker keeps the messages. */
+  private pausedSince: number | null = null;
+  private resumeTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   private state: 'idle' | 'connecting' | 'connected' | 'waiting' = 'idle';
   private lastError: string | null = null;
@@ -124,6 +135,10 @@ export class MqttSource implements Component {
   private onClose(): void {
     const dropped = this.gate?.connectionLost() ?? 0;
     if (this.stopping) return;
+    if (this.pausedSince !== null) {
+      this.state = 'waiting';
+      return; // the resume timer reconnects
+    }
     if (this.state === 'connected') {
       this.log.warn({ url: this.cfg.url, unackedRedelivered: dropped }, 'lost connection to MQTT broker; reconnecting');
     } else if (this.state === 'connecting') {
@@ -159,18 +174,74 @@ export class MqttSource implements Component {
   private onMessage(packet: IPublishPacket, cb: (err?: Error) => void): void {
     if (this.stopping) return; // not acknowledged: the broker keeps it for the next run
     if (packet.qos === 2) return cb();
-    const seq = this.take(packet);
+    if (this.pausedSince !== null) {
+      // Taken off the wire before the disconnect went through: no ack, the broker redelivers it.
+      if (packet.qos === 1) this.gate!.expect(packet.messageId!, Number.POSITIVE_INFINITY);
+      return cb();
+    }
+    let seq: number;
+    try {
+      seq = this.take(packet);
+    } catch (err) {
+      if (!isJournalFull(err)) throw err;
+      if (packet.qos === 0) this.dropQos0(packet);
+      else this.gate!.expect(packet.messageId!, Number.POSITIVE_INFINITY);
+      cb();
+      this.pauseForJournal();
+      return;
+    }
     if (packet.qos === 1) this.gate!.expect(packet.messageId!, seq);
     cb();
   }
 
+  /** QoS 0 cannot be redelivered: a message the full journal cannot take is lost, and says so. */
+  private dropQos0(packet: IPublishPacket): void {
+    const now = this.deps.clock.now();
+    this.deps.reportGap?.({ reason: 'journal_full_qos0', source: this.sourceName, firstTime: now, lastTime: now, count: 1, bytes: packet.payload.length, detail: `QoS 0 message on ${packet.topic} arrived while the journal was full; QoS 0 cannot be held back (subscribe with QoS 1 or 2)` });
+  }
+
+  /**
+   * The journal is full and this source's policy is to wait, not drop: disconnect, so the broker
+   * keeps every message not yet acknowledged in the persistent session, and come back when the
+   * journal has room. Acks for what was journaled are sent first, so nothing is journaled twice.
+   */
+  private pauseForJournal(): void {
+    if (this.pausedSince !== null || this.stopping) return;
+    this.pausedSince = this.deps.clock.now();
+    this.deps.metrics.set('sluice_source_paused', { source: this.sourceName }, 1);
+    this.log.warn({ reason: this.deps.journal.stats().full }, 'journal full: disconnecting from the MQTT broker, which keeps the messages in the session until the journal has room');
+    try {
+      this.deps.journal.flush();
+    } catch {
+      // Disk full: those records stay pending in the journal; their acks are dropped with the connection and the broker redelivers.
+    }
+    this.gate?.release();
+    const client = this.client;
+    if (client) setImmediate(() => client.end(true));
+    this.resumeTimer = setInterval(() => {
+      if (!this.deps.journal.accepting || this.stopping) return;
+      clearInterval(this.resumeTimer!);
+      this.resumeTimer = null;
+      this.log.info({ pausedForMs: this.deps.clock.now() - this.pausedSince! }, 'journal has room again: reconnecting to the MQTT broker');
+      this.pausedSince = null;
+      this.deps.metrics.set('sluice_source_paused', { source: this.sourceName }, 0);
+      this.backoff.reset();
+      this.scheduleReconnect();
+    }, 500);
+  }
+
   private onQos2Publish(packet: IPublishPacket, redelivery: boolean): boolean {
     try {
+      if (this.pausedSince !== null) return false;
       // A redelivered PUBLISH was journaled already; its PUBREC waits only for what is pending.
       const seq = redelivery ? this.deps.journal.lastAssignedSeq : this.take(packet);
       this.gate!.expect(packet.messageId!, seq);
       return true;
     } catch (err) {
+      if (isJournalFull(err)) {
+        this.pauseForJournal();
+        return false;
+      }
       this.log.error({ err }, 'cannot take a QoS 2 message; reconnecting so the broker redelivers it');
       this.client?.end(true, () => this.onClose());
       return false;
@@ -204,6 +275,8 @@ export class MqttSource implements Component {
     this.stopping = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
+    if (this.resumeTimer) clearInterval(this.resumeTimer);
+    this.resumeTimer = null;
     // Commit what was taken and send its acks, so the broker does not redeliver it next time.
     try {
       this.deps.journal.flush();

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { statSync, writeFileSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
+import type { GapReport } from '../../src/journal/gaps.js';
 import type { NewRecord } from '../../src/journal/journal.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { SluiceError } from '../../src/errors.js';
@@ -174,11 +175,37 @@ test('a database that is not a sluice journal is refused, not reused', async () 
   await assert.rejects(j.start(), (err: SluiceError) => err.code === 'SLUICE_JOURNAL_CORRUPT' && /not a sluice journal/.test(err.message));
 });
 
-test('a garbage file is an error with a clear message, never a silent fresh start', async () => {
+test('a garbage file is set aside, never a crash loop and never a silent fresh start', async () => {
   const path = join(tmp.path, 'garbage.db');
   const garbage = Buffer.alloc(8192, 0x5a);
   writeFileSync(path, garbage);
-  const j = journal({ path });
-  await assert.rejects(j.start(), (err: SluiceError) => err instanceof SluiceError && /garbage\.db/.test(err.message) && /not a database|not a readable/.test(err.message));
-  assert.deepEqual(readFileSync(path), garbage, 'the file is left as it was');
+  const gaps: GapReport[] = [];
+  const j = new SqliteJournal({ path, durability: 'crash', commitDelayMs: 5, commitMaxRecords: 100, logger: pino({ level: 'silent' }), clock: { now: () => 1700000000000 }, reportGap: (g) => gaps.push(g) });
+  await j.start();
+  const aside = readdirSync(tmp.path).filter((f) => f.startsWith('garbage.db.corrupt-'));
+  assert.equal(aside.length, 1, `set-aside file: ${aside.join(',')}`);
+  assert.deepEqual(readFileSync(join(tmp.path, aside[0]!)), garbage, 'the bad file is kept as it was, under a new name');
+  assert.equal(gaps.length, 1);
+  assert.equal(gaps[0]!.reason, 'journal_set_aside');
+  assert.match(gaps[0]!.detail!, /corrupt-/);
+  const seq = j.append(rec(1));
+  assert.ok(seq > 1700000000000 - 1, 'seqs continue above the clock when the old file told nothing');
+  await j.stop();
+});
+
+test('a truncated journal is set aside and the new one continues above its seqs', async () => {
+  const path = join(tmp.path, 'trunc.db');
+  const j1 = journal({ path });
+  await j1.start();
+  j1.registerSinks(['k']);
+  for (let i = 0; i < 3000; i++) j1.append(rec(i, { payload: Buffer.alloc(200, i % 251) }));
+  await j1.stop();
+  const size = statSync(path).size;
+  truncateSync(path, Math.floor(size / 2));
+  const gaps: GapReport[] = [];
+  const j2 = new SqliteJournal({ path, durability: 'crash', commitDelayMs: 5, commitMaxRecords: 100, logger: pino({ level: 'silent' }), clock: { now: () => 1700000000000 }, reportGap: (g) => gaps.push(g) });
+  await j2.start();
+  assert.equal(gaps[0]?.reason, 'journal_set_aside');
+  assert.ok(j2.append(rec(1)) > 3000, 'no seq is reused after a set-aside');
+  await j2.stop();
 });
