@@ -10,6 +10,8 @@ import type { Clock } from '../util/clock.js';
 import { OnceLogger } from '../util/once-logger.js';
 import { sleep } from '../util/sleep.js';
 import { createKafkajsClient, type KafkaClientFactory, type KafkaProducerClient, type OutgoingBatch } from './kafka-client.js';
+import { DrainProgress } from './drain-progress.js';
+import { RateLimiter, wireBytes } from './rate-limiter.js';
 import { Router } from './router.js';
 
 export interface KafkaSinkDeps {
@@ -42,6 +44,11 @@ export class KafkaSink implements Component {
   private readonly once: OnceLogger;
   private wake: (() => void) | null = null;
   private unsubscribeCommit: (() => void) | null = null;
+  private readonly limiter: RateLimiter | null;
+  private readonly progress: DrainProgress;
+  /** newest_first: the backlog is (cursor, backlogEnd]; fresh records after it went out through `head`. */
+  private backlogEnd = 0;
+  private head = 0;
 
   constructor(
     private readonly cfg: SinkConfig,
@@ -52,6 +59,8 @@ export class KafkaSink implements Component {
     this.once = new OnceLogger(this.log);
     this.router = new Router(cfg.route, cfg.defaultTopic);
     this.backoff = new Backoff({ initialMs: cfg.retryMinMs, maxMs: cfg.retryMaxMs });
+    this.limiter = cfg.maxBytesPerSecond ? new RateLimiter(cfg.maxBytesPerSecond, deps.clock) : null;
+    this.progress = new DrainProgress({ sink: cfg.name, intervalMs: cfg.progressIntervalS * 1000, behindThreshold: cfg.batchMaxRecords, clock: deps.clock, logger: this.log, metrics: deps.metrics });
   }
 
   async start(): Promise<void> {
@@ -80,7 +89,9 @@ export class KafkaSink implements Component {
       this.noteFailure(err);
     }
     while (!this.stopping) {
-      const records = journal.read(journal.cursor(cfg.name), cfg.batchMaxRecords, cfg.batchMaxBytes);
+      const cursor = journal.cursor(cfg.name);
+      if (cfg.drainOrder === 'newest_first' && (await this.newestFirstStep(cursor))) continue;
+      const records = journal.read(cursor, cfg.batchMaxRecords, this.batchBytes);
       if (records.length === 0) {
         await this.waitForCommit();
         lingered = false;
@@ -92,15 +103,54 @@ export class KafkaSink implements Component {
         continue;
       }
       lingered = false;
-      await this.ship(records);
+      await this.ship(records, (seq) => this.advance(seq));
     }
   }
 
-  /** Sends one batch until the broker confirms it (then moves the cursor) or the sink stops. */
-  private async ship(records: JournalRecord[]): Promise<void> {
+  /**
+   * drain_order = "newest_first": when more than a batch behind, records committed after the
+   * drain began (`head`) go first, then one batch of the backlog, in turn. The cursor still only
+   * moves over the backlog in order, so a crash mid-drain resends fresh records (duplicates,
+   * never losses). Returns false when there is nothing to do this way (caught up: plain fifo).
+   */
+  private async newestFirstStep(cursor: number): Promise<boolean> {
+    const { journal } = this.deps;
+    const cfg = this.cfg;
+    if (this.backlogEnd <= cursor) {
+      if (journal.committedSeq - cursor <= cfg.batchMaxRecords) return false;
+      this.backlogEnd = this.head = journal.committedSeq;
+      this.log.info({ backlogFrom: cursor + 1, backlogTo: this.backlogEnd }, 'newest_first: sending new records before the backlog');
+    }
+    const fresh = journal.read(this.head, cfg.batchMaxRecords, this.batchBytes);
+    if (fresh.length) await this.ship(fresh, (seq) => (this.head = Math.max(this.head, seq)));
+    const backlog = journal.read(cursor, cfg.batchMaxRecords, this.batchBytes).filter((r) => r.seq <= this.backlogEnd);
+    if (backlog.length) {
+      await this.ship(backlog, (seq) => this.advance(seq));
+    } else if (!this.stopping) {
+      // Backlog done; everything up to `head` went out as fresh records, in order.
+      this.advance(this.head);
+      this.backlogEnd = 0;
+    }
+    return true;
+  }
+
+  /** Bytes per batch: never more than a second's worth of a rate cap, so the cap holds smoothly. */
+  private get batchBytes(): number {
+    return this.cfg.maxBytesPerSecond ? Math.min(this.cfg.batchMaxBytes, this.cfg.maxBytesPerSecond) : this.cfg.batchMaxBytes;
+  }
+
+  /** Sends one batch until the broker confirms it (then `confirmed(lastSeq)`) or the sink stops. */
+  private async ship(records: JournalRecord[], confirmed: (lastSeq: number) => void): Promise<void> {
     const last = records[records.length - 1]!.seq;
     const batch = this.toBatch(records);
-    if (batch.topicMessages.length === 0) return this.advance(last);
+    if (batch.topicMessages.length === 0) return confirmed(last);
+    let bytes = 0;
+    for (const t of batch.topicMessages) for (const m of t.messages) bytes += wireBytes(m);
+    if (this.limiter) {
+      const wait = this.limiter.take(bytes);
+      if (wait > 0) await sleep(wait, this.abort.signal);
+      if (this.stopping) return;
+    }
     while (!this.stopping) {
       try {
         const client = await this.connectedClient();
@@ -119,13 +169,16 @@ export class KafkaSink implements Component {
       }
       const n = batch.topicMessages.reduce((s, t) => s + t.messages.length, 0);
       this.deps.metrics.inc('sluice_sink_shipped_total', { sink: this.cfg.name }, n);
+      this.deps.metrics.inc('sluice_sink_shipped_bytes_total', { sink: this.cfg.name }, bytes);
       this.deps.metrics.set('sluice_sink_last_success_seconds', { sink: this.cfg.name }, this.deps.clock.now() / 1000);
       if (this.failingSince !== null) {
         this.log.info({ downForMs: this.deps.clock.now() - this.failingSince }, 'Kafka reachable again; shipping the backlog');
         this.failingSince = null;
       }
       this.backoff.reset();
-      return this.advance(last);
+      confirmed(last);
+      this.progress.shipped(n, bytes, Math.max(0, this.deps.journal.committedSeq - this.deps.journal.cursor(this.cfg.name)));
+      return;
     }
   }
 
