@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { ExitCode } from './cli/exit-codes.js';
 import { processIo, type CliIo } from './cli/io.js';
 import { loadOrReport } from './cli/load-or-report.js';
+import { journalCommand } from './cli/journal-commands.js';
 import { runDaemon } from './cli/run.js';
 import { configJsonSchema } from './config/schema.js';
 
@@ -12,6 +13,10 @@ const HELP = `sluice — MQTT to Kafka, through a durable journal
 Usage:
   sluice run -c FILE [--log-level LEVEL]   run the gateway in the foreground
   sluice check-config -c FILE              validate a config file and exit
+  sluice journal check -c FILE [JOURNAL]   check the journal (or a set-aside file) offline;
+                                           exit 1 if damaged
+  sluice journal salvage -c FILE SET_ASIDE copy what is readable from a set-aside journal
+                                           into the live one (stop sluice first)
   sluice schema                            print the config's JSON Schema
   sluice --help | --version
 
@@ -51,6 +56,7 @@ export async function main(argv: string[], io: CliIo): Promise<void> {
     return io.exit(ExitCode.ok);
   }
   const [command, ...rest] = positionals;
+  if (command === 'journal') return journalCommand(rest[0], rest.slice(1), values.config, io);
   if (rest.length) {
     io.stderr.write(`sluice: unexpected argument ${rest[0]}\n`);
     return io.exit(ExitCode.usage);

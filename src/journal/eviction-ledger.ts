@@ -34,6 +34,34 @@ export class EvictionLedger {
     }
   }
 
+  get empty(): boolean {
+    return this.entries.size === 0;
+  }
+
+  /** The ledger as rows to persist (reason, JSON), so a kill -9 cannot lose what was evicted. */
+  serialize(): Array<[string, string]> {
+    return [...this.entries].map(([reason, e]) => [reason, JSON.stringify({ ...e, sources: Object.fromEntries(e.sources) })]);
+  }
+
+  /** Restores persisted entries (after a restart), merging with what is there. */
+  load(rows: Array<{ reason: string; entry: string }>): void {
+    for (const { reason: key, entry } of rows) {
+      const reason = key.split('#')[0]!;
+      const e = JSON.parse(entry) as Omit<Entry, 'sources'> & { sources: Record<string, number> };
+      const have = this.entries.get(reason);
+      if (!have) {
+        this.entries.set(reason, { ...e, sources: new Map(Object.entries(e.sources)) });
+        continue;
+      }
+      have.ranges.push(...e.ranges);
+      have.count += e.count;
+      have.bytes += e.bytes;
+      have.firstTime = Math.min(have.firstTime, e.firstTime);
+      have.lastTime = Math.max(have.lastTime, e.lastTime);
+      for (const [src, n] of Object.entries(e.sources)) have.sources.set(src, (have.sources.get(src) ?? 0) + n);
+    }
+  }
+
   /** The gaps collected since the last call, one per reason; empties the ledger. */
   drain(): GapReport[] {
     const out: GapReport[] = [];

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { crc32 } from 'node:zlib';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { SluiceError } from '../errors.js';
@@ -44,7 +45,7 @@ const SCHEMA_VERSION = 2;
 /** After this many failed commits in a row, the pending records stay queued and we keep trying on a timer. */
 const RETRY_COMMIT_MS = 1000;
 
-type Row = { first_seq: number; count: number; data: Buffer };
+type Row = { first_seq: number; last_seq: number; count: number; bytes: number; min_time: number; max_time: number; data: Buffer; crc: number | null };
 type EvictRow = { first_seq: number; last_seq: number; count: number; bytes: number; data: Buffer };
 /** max_age is looked at every this many maintenance ticks. */
 const AGE_EVERY_TICKS = 5;
@@ -68,6 +69,9 @@ export class SqliteJournal implements Journal {
   private maintenance: NodeJS.Timeout | null = null;
   private ticks = 0;
   private pageSize = 4096;
+  /** The next commit carries the gap records of the ledger: clear its persisted rows with it. */
+  private clearLedgerOnCommit = false;
+  private ledgerGeneration = 0;
   private nextSeq = 1;
   private committed = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -169,7 +173,7 @@ export class SqliteJournal implements Journal {
       const version = db.pragma('user_version', { simple: true }) as number;
       if (version === 1) {
         // Version 2 added eviction classes; old rows are kept-everything, priority 0.
-        db.exec('ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT 0; ALTER TABLE batches ADD COLUMN evictable INTEGER NOT NULL DEFAULT 0;');
+        db.exec('ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT 0; ALTER TABLE batches ADD COLUMN evictable INTEGER NOT NULL DEFAULT 0; ALTER TABLE batches ADD COLUMN crc INTEGER;');
         db.pragma(`user_version = ${SCHEMA_VERSION}`);
       } else if (version !== SCHEMA_VERSION) {
         throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `journal ${this.opts.path} has schema version ${version}; this sluice knows ${SCHEMA_VERSION}`, { cause: { foreign: true } });
@@ -190,15 +194,17 @@ export class SqliteJournal implements Journal {
         max_time REAL NOT NULL,
         data BLOB NOT NULL,
         priority INTEGER NOT NULL DEFAULT 0,
-        evictable INTEGER NOT NULL DEFAULT 0
+        evictable INTEGER NOT NULL DEFAULT 0,
+        crc INTEGER
       );
       CREATE INDEX IF NOT EXISTS batches_eviction ON batches (evictable, priority, first_seq);
+      CREATE TABLE IF NOT EXISTS evicted (reason TEXT PRIMARY KEY, entry TEXT NOT NULL) WITHOUT ROWID;
     `);
     this.pageSize = db.pragma('page_size', { simple: true }) as number;
     this.stmts = {
-      insert: db.prepare('INSERT INTO batches (first_seq, last_seq, count, bytes, min_time, max_time, data, priority, evictable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      insert: db.prepare('INSERT INTO batches (first_seq, last_seq, count, bytes, min_time, max_time, data, priority, evictable, crc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       findStart: db.prepare('SELECT first_seq FROM batches WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1').pluck(),
-      readFrom: db.prepare('SELECT first_seq, count, data FROM batches WHERE first_seq >= ? ORDER BY first_seq'),
+      readFrom: db.prepare('SELECT first_seq, last_seq, count, bytes, min_time, max_time, data, crc FROM batches WHERE first_seq >= ? ORDER BY first_seq'),
       setCursor: db.prepare('INSERT INTO cursors (sink, seq) VALUES (?, ?) ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq'),
       deleteThrough: db.prepare('DELETE FROM batches WHERE last_seq <= ? RETURNING count, bytes'),
       setMeta: db.prepare('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = max(v, excluded.v)'),
@@ -207,6 +213,8 @@ export class SqliteJournal implements Journal {
       aged: db.prepare(`SELECT first_seq, last_seq, count, bytes, data FROM batches WHERE priority < ${INTERNAL_PRIORITY} AND max_time < ? AND last_seq > ? ORDER BY first_seq LIMIT ${EVICT_CHUNK}`),
       deleteRow: db.prepare('DELETE FROM batches WHERE first_seq = ?'),
     };
+    // Evictions whose gap record was not yet committed when the last run ended.
+    this.ledger.load(db.prepare('SELECT reason, entry FROM evicted').all() as { reason: string; entry: string }[]);
     const totals = db.prepare('SELECT count(*) AS rows, coalesce(sum(count), 0) AS records, coalesce(sum(bytes), 0) AS bytes FROM batches').get() as { records: number; bytes: number };
     this.stored = { records: totals.records, bytes: totals.bytes };
     // The counter survives the table draining: meta.next_seq is raised whenever rows are deleted.
@@ -309,6 +317,7 @@ export class SqliteJournal implements Journal {
         throw new SluiceError('SLUICE_JOURNAL_FULL', `journal commit failed, disk full: ${(err2 as Error).message}`, { retriable: true, cause: err2 });
       }
     }
+    this.clearLedgerOnCommit = false;
     this.stored.records += inserted.records;
     this.stored.bytes += inserted.bytes;
     this.pending = [];
@@ -329,6 +338,10 @@ export class SqliteJournal implements Journal {
   private insertRuns(records: NewRecord[], classes: RecordClass[], firstSeq: number): { records: number; bytes: number } {
     let bytesTotal = 0;
     this.db!.transaction(() => {
+      if (this.clearLedgerOnCommit) {
+        this.db!.exec('DELETE FROM evicted');
+        this.persistLedger(); // entries evicted since the drain stay recorded
+      }
       let start = 0;
       for (let i = 1; i <= records.length; i++) {
         const a = classes[start]!;
@@ -343,7 +356,8 @@ export class SqliteJournal implements Journal {
           if (r.time > maxTime) maxTime = r.time;
           bytes += r.payload.length;
         }
-        this.stmts.insert.run(firstSeq + start, firstSeq + i - 1, run.length, bytes, minTime, maxTime, encodeRecords(run), a.priority, a.evictable ? 1 : 0);
+        const data = encodeRecords(run);
+        this.stmts.insert.run(firstSeq + start, firstSeq + i - 1, run.length, bytes, minTime, maxTime, data, a.priority, a.evictable ? 1 : 0, crc32(data));
         bytesTotal += bytes;
         start = i;
       }
@@ -415,9 +429,11 @@ export class SqliteJournal implements Journal {
         for (const row of batch) {
           this.dropRow(row, minCursor, reason);
           rows++;
-          if (rows >= maxRows || enough()) return;
+          if (rows >= maxRows || enough()) break;
         }
+        if (rows >= maxRows || enough()) break;
       }
+      this.persistLedger();
     })();
     return rows;
   }
@@ -426,7 +442,14 @@ export class SqliteJournal implements Journal {
     this.stmts.deleteRow.run(row.first_seq);
     this.stored.records -= row.count;
     this.stored.bytes -= row.bytes;
-    this.ledger.add(reason, decodeRecords(row.data, row.first_seq, row.count), minCursor);
+    let records: JournalRecord[];
+    try {
+      records = decodeRecords(row.data, row.first_seq, row.count);
+    } catch {
+      records = [];
+      this.opts.reportGap?.({ reason, source: 'sluice:journal', firstSeq: row.first_seq, lastSeq: row.last_seq, firstTime: 0, lastTime: 0, count: row.count, bytes: row.bytes, detail: 'evicted row could not be decoded' });
+    }
+    this.ledger.add(reason, records, minCursor);
   }
 
   private minCursor(): number {
@@ -458,12 +481,30 @@ export class SqliteJournal implements Journal {
         for (const row of batch) this.dropRow(row, minCursor, 'evicted_max_age');
       }
     })();
+    this.db!.transaction(() => this.persistLedger())();
   }
 
+  /** Evictions and their ledger entry commit together: a kill -9 in between cannot hide a loss. */
+  private persistLedger(): void {
+    const db = this.db!;
+    const upsert = db.prepare('INSERT INTO evicted (reason, entry) VALUES (?, ?) ON CONFLICT (reason) DO UPDATE SET entry = excluded.entry');
+    // Keyed by drain generation: entries already drained into not-yet-committed gap records keep their own rows.
+    for (const [reason, entry] of this.ledger.serialize()) upsert.run(`${reason}#${this.ledgerGeneration}`, entry);
+  }
+
+  /** Turns the ledger into gap records; the ledger rows go in the same commit as those records. */
   private reportEvictions(): void {
+    if (this.ledger.empty || !this.opts.reportGap || !this.db) return;
     for (const gap of this.ledger.drain()) {
       this.opts.logger.warn({ reason: gap.reason, count: gap.count, bytes: gap.bytes, firstSeq: gap.firstSeq, lastSeq: gap.lastSeq }, 'journal evicted records; a gap record lists them');
-      this.opts.reportGap?.(gap);
+      this.opts.reportGap(gap);
+    }
+    this.clearLedgerOnCommit = true;
+    this.ledgerGeneration++;
+    try {
+      this.flush();
+    } catch (err) {
+      this.opts.logger.error({ err }, 'journal: could not commit gap records yet; they stay pending');
     }
   }
 
@@ -516,17 +557,48 @@ export class SqliteJournal implements Journal {
     const start = (this.stmts.findStart.get(afterSeq + 1) as number | undefined) ?? 0;
     const out: JournalRecord[] = [];
     let bytes = 0;
+    const bad: Row[] = [];
     // Rows hold up to commitMaxRecords each; fetch one at a time so no blob is read in vain.
     for (const row of this.stmts.readFrom.iterate(start) as IterableIterator<Row>) {
-      if (row.first_seq + row.count - 1 <= afterSeq) continue;
-      for (const rec of decodeRecords(row.data, row.first_seq, row.count)) {
+      if (row.last_seq <= afterSeq) continue;
+      const records = this.decodeRow(row);
+      if (!records) {
+        bad.push(row);
+        continue;
+      }
+      let full = false;
+      for (const rec of records) {
         if (rec.seq <= afterSeq) continue;
-        if (out.length >= maxRecords || (out.length > 0 && bytes + rec.payload.length > maxBytes)) return out;
+        if (out.length >= maxRecords || (out.length > 0 && bytes + rec.payload.length > maxBytes)) {
+          full = true;
+          break;
+        }
         out.push(rec);
         bytes += rec.payload.length;
       }
+      if (full) break;
     }
+    for (const row of bad) this.dropCorruptRow(row);
     return out;
+  }
+
+  /** The row's records, or null when its bytes fail their checksum or do not decode. */
+  private decodeRow(row: Row): JournalRecord[] | null {
+    if (row.crc !== null && crc32(row.data) !== row.crc) return null;
+    try {
+      return decodeRecords(row.data, row.first_seq, row.count);
+    } catch {
+      return null;
+    }
+  }
+
+  /** A damaged row cannot be shipped; it must not stop the sink either. Remove it and say exactly what was lost. */
+  private dropCorruptRow(row: Row): void {
+    this.stmts.deleteRow.run(row.first_seq);
+    this.stored.records -= row.count;
+    this.stored.bytes -= row.bytes;
+    this.opts.logger.error({ firstSeq: row.first_seq, lastSeq: row.last_seq, count: row.count }, 'journal row failed its checksum: its records cannot be read; a gap record names them');
+    this.opts.reportGap?.({ reason: 'journal_row_corrupt', source: 'sluice:journal', firstSeq: row.first_seq, lastSeq: row.last_seq, firstTime: row.min_time, lastTime: row.max_time, count: row.count, bytes: row.bytes, detail: 'stored bytes damaged (checksum mismatch or undecodable); records in this seq range are lost' });
   }
 
   ack(sink: string, seq: number): void {

@@ -13,6 +13,8 @@ export interface TestConfig {
   durability?: 'power' | 'crash';
   /** Extra TOML lines for [[mqtt]]. */
   mqttExtra?: string;
+  /** Extra TOML lines for [journal]. */
+  journalExtra?: string;
   /** Extra TOML lines for [[sink]]. */
   sinkExtra?: string;
   routes?: { match: string; topic: string; key?: string }[];
@@ -34,6 +36,7 @@ level = "info"
 [journal]
 path = "${join(c.dir, 'journal.db')}"
 durability = "${c.durability ?? 'power'}"
+${c.journalExtra ?? ''}
 
 [[mqtt]]
 name = "local"

@@ -24,7 +24,7 @@ export class KafkaBroker {
 
   constructor(
     private readonly dir: string,
-    private readonly opts: { partitions?: number; heapMb?: number } = {},
+    private readonly opts: { partitions?: number; heapMb?: number; /** Port clients are told to use (a proxy in front of the broker). */ advertisedPort?: number } = {},
   ) {}
 
   get bootstrap(): string {
@@ -44,7 +44,7 @@ export class KafkaBroker {
           'node.id=1',
           `controller.quorum.voters=1@127.0.0.1:${this.controllerPort}`,
           `listeners=PLAINTEXT://127.0.0.1:${this.port},CONTROLLER://127.0.0.1:${this.controllerPort}`,
-          `advertised.listeners=PLAINTEXT://127.0.0.1:${this.port}`,
+          `advertised.listeners=PLAINTEXT://127.0.0.1:${this.opts.advertisedPort ?? this.port}`,
           'controller.listener.names=CONTROLLER',
           'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
           'inter.broker.listener.name=PLAINTEXT',
