@@ -59,7 +59,8 @@ export class GapRecorder {
     const onceKey = `${gap.source}\u0000${gap.reason}`;
     if (!this.logged.has(onceKey)) {
       this.logged.add(onceKey);
-      logger.warn({ gap }, 'records lost; a gap record says which (logged once per source and reason)');
+      if (gap.count === 0) logger.warn({ gap }, 'alarm recorded in a gap record (logged once per source and reason)');
+      else logger.warn({ gap }, 'records lost; a gap record says which (logged once per source and reason)');
     }
     try {
       this.deps.journal.append({

@@ -64,5 +64,10 @@ export interface Journal extends Component {
   read(afterSeq: number, maxRecords: number, maxBytes: number): JournalRecord[];
   /** Moves the sink's cursor to `seq` and deletes what every sink has confirmed. */
   ack(sink: string, seq: number): void;
+  /**
+   * The sink has records through `seq` on the wire (null: nothing). Eviction leaves those rows
+   * alone, so a record is never both delivered and reported lost.
+   */
+  inFlight(sink: string, seq: number | null): void;
   stats(): JournalStats;
 }

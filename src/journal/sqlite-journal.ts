@@ -72,6 +72,8 @@ export class SqliteJournal implements Journal {
   /** The next commit carries the gap records of the ledger: clear its persisted rows with it. */
   private clearLedgerOnCommit = false;
   private ledgerGeneration = 0;
+  /** Per sink, the highest seq it has on the wire now. */
+  private readonly onWire = new Map<string, number>();
   private nextSeq = 1;
   private committed = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -209,8 +211,8 @@ export class SqliteJournal implements Journal {
       deleteThrough: db.prepare('DELETE FROM batches WHERE last_seq <= ? RETURNING count, bytes'),
       setMeta: db.prepare('INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = max(v, excluded.v)'),
       oldest: db.prepare('SELECT min(min_time) FROM batches').pluck(),
-      evictable: db.prepare(`SELECT first_seq, last_seq, count, bytes, data FROM batches WHERE evictable = 1 AND last_seq > ? ORDER BY priority, first_seq LIMIT ${EVICT_CHUNK}`),
-      aged: db.prepare(`SELECT first_seq, last_seq, count, bytes, data FROM batches WHERE priority < ${INTERNAL_PRIORITY} AND max_time < ? AND last_seq > ? ORDER BY first_seq LIMIT ${EVICT_CHUNK}`),
+      evictable: db.prepare(`SELECT first_seq, last_seq, count, bytes, data FROM batches WHERE evictable = 1 AND last_seq > ? AND first_seq > ? ORDER BY priority, first_seq LIMIT ${EVICT_CHUNK}`),
+      aged: db.prepare(`SELECT first_seq, last_seq, count, bytes, data FROM batches WHERE priority < ${INTERNAL_PRIORITY} AND max_time < ? AND last_seq > ? AND first_seq > ? ORDER BY first_seq LIMIT ${EVICT_CHUNK}`),
       deleteRow: db.prepare('DELETE FROM batches WHERE first_seq = ?'),
     };
     // Evictions whose gap record was not yet committed when the last run ended.
@@ -424,7 +426,7 @@ export class SqliteJournal implements Journal {
     let rows = 0;
     this.db!.transaction(() => {
       while (rows < maxRows) {
-        const batch = this.stmts.evictable.all(minCursor) as EvictRow[];
+        const batch = this.stmts.evictable.all(minCursor, this.inFlightFloor()) as EvictRow[];
         if (batch.length === 0) return;
         for (const row of batch) {
           this.dropRow(row, minCursor, reason);
@@ -452,6 +454,18 @@ export class SqliteJournal implements Journal {
     this.ledger.add(reason, records, minCursor);
   }
 
+  inFlight(sink: string, seq: number | null): void {
+    if (seq === null) this.onWire.delete(sink);
+    else this.onWire.set(sink, seq);
+  }
+
+  /** Rows starting at or below this hold records a sink is sending: not evictable now. */
+  private inFlightFloor(): number {
+    let floor = 0;
+    for (const s of this.onWire.values()) if (s > floor) floor = s;
+    return floor;
+  }
+
   private minCursor(): number {
     if (this.cursors.size) return Math.min(...this.cursors.values());
     return ((this.db!.prepare("SELECT v FROM meta WHERE k = 'next_seq'").pluck().get() as number | undefined) ?? 1) - 1;
@@ -476,7 +490,7 @@ export class SqliteJournal implements Journal {
     const minCursor = this.minCursor();
     this.db!.transaction(() => {
       for (;;) {
-        const batch = this.stmts.aged.all(cutoff, minCursor) as EvictRow[];
+        const batch = this.stmts.aged.all(cutoff, minCursor, this.inFlightFloor()) as EvictRow[];
         if (batch.length === 0) return;
         for (const row of batch) this.dropRow(row, minCursor, 'evicted_max_age');
       }

@@ -26,7 +26,7 @@ export class DrainProgress {
     metrics.set('sluice_sink_lag_records', { sink }, recordsLeft);
     const now = clock.now();
     const elapsed = now - this.windowStart;
-    if (recordsLeft <= this.deps.behindThreshold) {
+    if (recordsLeft === 0 || (!this.draining && recordsLeft <= this.deps.behindThreshold)) {
       if (this.draining) this.deps.logger.info({ recordsLeft }, 'backlog drained');
       this.draining = false;
       metrics.set('sluice_sink_eta_seconds', { sink }, 0);

@@ -151,35 +151,39 @@ export class KafkaSink implements Component {
       if (wait > 0) await sleep(wait, this.abort.signal);
       if (this.stopping) return;
     }
-    while (!this.stopping) {
-      try {
-        const client = await this.connectedClient();
-        await withTimeout(client.send(batch, this.cfg.requestTimeoutMs), this.cfg.requestTimeoutMs + SEND_GRACE_MS);
-      } catch (err) {
-        if (!isRetriable(err)) {
-          // A bug, not an outage: retrying cannot fix it. Stop shipping; the records stay journaled.
-          this.log.fatal({ err }, 'Kafka sink stopped by a programming error; records stay in the journal until sluice is fixed and restarted');
-          this.deps.metrics.inc('sluice_sink_errors_total', { sink: this.cfg.name });
-          this.abort.abort();
-          return;
-        }
-        const delay = this.noteFailure(err);
-        await sleep(delay, this.abort.signal);
-        continue;
+    if (this.stopping) return;
+    this.deps.journal.inFlight(this.cfg.name, last);
+    try {
+      const client = await this.connectedClient();
+      await withTimeout(client.send(batch, this.cfg.requestTimeoutMs), this.cfg.requestTimeoutMs + SEND_GRACE_MS);
+    } catch (err) {
+      this.deps.journal.inFlight(this.cfg.name, null);
+      this.limiter?.refund(bytes);
+      if (!isRetriable(err)) {
+        // A bug, not an outage: retrying cannot fix it. Stop shipping; the records stay journaled.
+        this.log.fatal({ err }, 'Kafka sink stopped by a programming error; records stay in the journal until sluice is fixed and restarted');
+        this.deps.metrics.inc('sluice_sink_errors_total', { sink: this.cfg.name });
+        this.abort.abort();
+        return;
       }
-      const n = batch.topicMessages.reduce((s, t) => s + t.messages.length, 0);
-      this.deps.metrics.inc('sluice_sink_shipped_total', { sink: this.cfg.name }, n);
-      this.deps.metrics.inc('sluice_sink_shipped_bytes_total', { sink: this.cfg.name }, bytes);
-      this.deps.metrics.set('sluice_sink_last_success_seconds', { sink: this.cfg.name }, this.deps.clock.now() / 1000);
-      if (this.failingSince !== null) {
-        this.log.info({ downForMs: this.deps.clock.now() - this.failingSince }, 'Kafka reachable again; shipping the backlog');
-        this.failingSince = null;
-      }
-      this.backoff.reset();
-      confirmed(last);
-      this.progress.shipped(n, bytes, Math.max(0, this.deps.journal.committedSeq - this.deps.journal.cursor(this.cfg.name)));
+      // Back off, then read the batch again: rows may have been evicted meanwhile, and those
+      // must not be sent after a gap record said they were lost.
+      const delay = this.noteFailure(err);
+      await sleep(delay, this.abort.signal);
       return;
     }
+    const n = batch.topicMessages.reduce((s, t) => s + t.messages.length, 0);
+    this.deps.metrics.inc('sluice_sink_shipped_total', { sink: this.cfg.name }, n);
+    this.deps.metrics.inc('sluice_sink_shipped_bytes_total', { sink: this.cfg.name }, bytes);
+    this.deps.metrics.set('sluice_sink_last_success_seconds', { sink: this.cfg.name }, this.deps.clock.now() / 1000);
+    if (this.failingSince !== null) {
+      this.log.info({ downForMs: this.deps.clock.now() - this.failingSince }, 'Kafka reachable again; shipping the backlog');
+      this.failingSince = null;
+    }
+    this.backoff.reset();
+    confirmed(last);
+    this.deps.journal.inFlight(this.cfg.name, null);
+    this.progress.shipped(n, bytes, Math.max(0, this.deps.journal.committedSeq - this.deps.journal.cursor(this.cfg.name)));
   }
 
   /** Counts and logs a failure (once per outage), drops the client; returns the delay before the next try. */

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import mqtt, { Store, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { Component } from '../component.js';
 import type { MqttConfig } from '../config/load.js';
@@ -166,7 +166,8 @@ export class MqttSource implements Component {
       if (this.stopping || !this.client) return;
       this.state = this.state === 'waiting' ? 'waiting' : 'connecting';
       // reconnect() without stores swaps in MQTT.js's memory stores, and QoS 2 would bypass the journal.
-      this.client.reconnect({ incomingStore: this.client.incomingStore, outgoingStore: this.client.outgoingStore });
+      // The outgoing store is new: end() closed the old one (sluice publishes nothing it must keep).
+      this.client.reconnect({ incomingStore: this.client.incomingStore, outgoingStore: new Store() });
     }, delay);
   }
 
@@ -217,7 +218,8 @@ export class MqttSource implements Component {
     }
     this.gate?.release();
     const client = this.client;
-    if (client) setImmediate(() => client.end(true));
+    // A graceful end: the acks just released must reach the broker before the socket closes.
+    if (client) setImmediate(() => client.end(false));
     this.resumeTimer = setInterval(() => {
       if (!this.deps.journal.accepting || this.stopping) return;
       clearInterval(this.resumeTimer!);
