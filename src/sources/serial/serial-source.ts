@@ -143,7 +143,15 @@ export class SerialSource implements Component {
     this.state = 'open';
     this.backoff.reset();
     this.deps.metrics.set('sluice_serial_port_open', { source: this.sourceName }, 1);
-    port.on('data', (chunk: Buffer) => this.framer.push(chunk));
+    port.on('data', (chunk: Buffer) => {
+      try {
+        this.framer.push(chunk);
+      } catch (err) {
+        // A bug must not take the daemon down with it: count, log once, keep reading.
+        this.deps.metrics.inc('sluice_source_errors_total', { source: this.sourceName });
+        this.once.warn('frame-handling', { err: errorMessage(err) }, 'internal error while handling serial data');
+      }
+    });
     port.on('close', (err: (Error & { disconnected?: boolean }) | null) => this.onClosed(port, err));
     port.on('error', (err: Error) => {
       this.deps.metrics.inc('sluice_source_errors_total', { source: this.sourceName });
