@@ -157,6 +157,24 @@ test('an oversized frame is discarded, counted, reported and logged once; the po
   await source.stop();
 });
 
+test('1 MB without a delimiter through the mock port: the source never holds more than max_frame_bytes and reads on', async () => {
+  const { source, journal, feed, metrics } = setup('max_frame_bytes = 4096');
+  await source.start();
+  let maxHeld = 0;
+  const chunk = Buffer.alloc(16384, 0x41);
+  for (let sent = 0; sent < 1 << 20; sent += chunk.length) {
+    feed(chunk);
+    await new Promise((r) => setImmediate(r));
+    maxHeld = Math.max(maxHeld, source.bufferedBytes);
+  }
+  feed('\nok\n');
+  await waitFor(() => journal.records.length === 1, { what: 'the next line', timeoutMs: 10000 });
+  assert.equal(journal.records[0]!.payload.toString(), 'ok');
+  assert.ok(maxHeld <= 4096, `held ${maxHeld} bytes`);
+  assert.equal(metrics.get('sluice_source_rejected_total', { source: 'serial:s', reason: 'frame_too_large' }), 1);
+  await source.stop();
+});
+
 test('missing at start, then plugged in: start does not fail, logged lost once, recovered once, data flows', async () => {
   const { source, journal, feed, countLogs, opened } = setup('', { createPort: false });
   await source.start();
