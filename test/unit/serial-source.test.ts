@@ -212,7 +212,7 @@ test('unplugged while running: the partial frame is dropped, lost is logged once
 });
 
 test('polled sensor: the request is written each interval; silences are counted and logged once per outage', async () => {
-  const { source, journal, feed, port, metrics, countLogs } = setup('poll_request_hex = "3f0d"\npoll_interval_ms = 60\npoll_timeout_ms = 20');
+  const { source, journal, feed, port, metrics, countLogs } = setup('poll_request_hex = "3f0d"\npoll_interval_ms = 100\npoll_timeout_ms = 50');
   await source.start();
   await waitFor(() => port().recording.length >= 4, { what: 'two requests', timeoutMs: 5000 });
   assert.equal(port().recording.subarray(0, 2).toString('hex'), '3f0d');
@@ -228,7 +228,7 @@ test('polled sensor: the request is written each interval; silences are counted 
     }
   }, 2);
   try {
-    await waitFor(() => countLogs(/responding again/) === 1, { what: 'responding again', timeoutMs: 5000 });
+    await waitFor(() => countLogs(/responding again/) === 1, { what: 'responding again', timeoutMs: 15000 });
     await waitFor(() => journal.records.length >= 2, { what: 'responses journaled', timeoutMs: 5000 });
   } finally {
     clearInterval(responder);
