@@ -9,6 +9,7 @@ import { Metrics } from './metrics.js';
 import type { KafkaClientFactory } from './sinks/kafka-client.js';
 import { KafkaSink } from './sinks/kafka-sink.js';
 import { MqttSource, type MqttClientFactory } from './sources/mqtt-source.js';
+import { SerialSource, type SerialBinding } from './sources/serial/serial-source.js';
 import { systemClock, type Clock } from './util/clock.js';
 import { sleep } from './util/sleep.js';
 
@@ -18,6 +19,8 @@ export interface GatewayDeps {
   metrics?: Metrics;
   createMqttClient?: MqttClientFactory;
   createKafkaClient?: KafkaClientFactory;
+  /** serialport binding for [[serial]] ports; default the native one. */
+  serialBinding?: SerialBinding;
 }
 
 /**
@@ -28,6 +31,7 @@ export class Gateway {
   readonly journal: Journal;
   readonly sinks: KafkaSink[];
   readonly sources: MqttSource[];
+  readonly serialSources: SerialSource[];
   readonly metrics: Metrics;
   /** Every loss is reported here and becomes a gap record (`sluice/gaps`). */
   readonly gaps: GapRecorder;
@@ -43,7 +47,10 @@ export class Gateway {
     this.metrics = deps.metrics ?? new Metrics();
     this.log = deps.logger;
     const gatewayId = config.gateway.id;
-    const policies = new Map(config.mqtt.map((m) => [`mqtt:${m.name}`, m.overflow] as const));
+    const policies = new Map([
+      ...config.mqtt.map((m) => [`mqtt:${m.name}`, m.overflow] as const),
+      ...config.serial.map((p) => [`serial:${p.name}`, p.overflow] as const),
+    ]);
     this.journal = new SqliteJournal({
       ...config.journal,
       classify: buildClassifier(config, policies),
@@ -55,19 +62,20 @@ export class Gateway {
     this.gaps = new GapRecorder({ journal: this.journal, metrics: this.metrics, logger: deps.logger.child({ component: 'gaps' }), clock, gatewayId });
     this.sinks = config.sink.map((s) => new KafkaSink(s, { journal: this.journal, logger: deps.logger, metrics: this.metrics, clock, gatewayId, createClient: deps.createKafkaClient }));
     this.sources = config.mqtt.map((m) => new MqttSource(m, { journal: this.journal, logger: deps.logger, metrics: this.metrics, clock, gatewayId, createClient: deps.createMqttClient, reportGap: this.gaps.report }));
+    this.serialSources = config.serial.map((p) => new SerialSource(p, { journal: this.journal, logger: deps.logger, metrics: this.metrics, clock, reportGap: this.gaps.report, binding: deps.serialBinding }));
   }
 
   async start(): Promise<void> {
     await this.journal.start();
     this.started.push(this.journal);
     this.journal.registerSinks(this.config.sink.map((s) => s.name));
-    for (const c of [...this.sinks, ...this.sources]) {
+    for (const c of [...this.sinks, ...this.sources, ...this.serialSources]) {
       await c.start();
       this.started.push(c);
     }
     if (this.sinks.length === 0) this.log.warn('no [[sink]] configured: records are journaled and kept until one is');
-    if (this.sources.length === 0) this.log.warn('no [[mqtt]] source configured: nothing will be ingested');
-    this.log.info({ sources: this.sources.map((s) => s.name), sinks: this.sinks.map((s) => s.name) }, 'sluice ready');
+    if (this.sources.length + this.serialSources.length === 0) this.log.warn('no [[mqtt]] or [[serial]] source configured: nothing will be ingested');
+    this.log.info({ sources: [...this.sources, ...this.serialSources].map((s) => s.name), sinks: this.sinks.map((s) => s.name) }, 'sluice ready');
   }
 
   /** Stops everything that started, in reverse order. Resolves true if it finished within the deadline. */

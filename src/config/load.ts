@@ -25,6 +25,7 @@ export type MqttConfig = Config['mqtt'][number];
 export type SinkConfig = Config['sink'][number];
 export type RouteConfig = SinkConfig['route'][number];
 export type TlsConfig = MqttConfig['tls'];
+export type SerialConfig = Config['serial'][number];
 
 /** Where secrets come from; injectable so tests need not touch the real environment. */
 export interface SecretSources {
@@ -117,6 +118,7 @@ function checkCrossField(raw: RawConfig, errors: string[]): void {
     if (m.reconnect_min_ms > m.reconnect_max_ms) errors.push(`mqtt[${i}].reconnect_min_ms: must not exceed reconnect_max_ms (${m.reconnect_max_ms})`);
     if ((m.tls.cert_file === undefined) !== (m.tls.key_file === undefined)) errors.push(`mqtt[${i}].tls: cert_file and key_file go together`);
   });
+  raw.serial.forEach((p, i) => checkSerial(p, `serial[${i}]`, seen, errors));
   raw.sink.forEach((s, i) => {
     const prev = seen.get(`sink:${s.name}`);
     if (prev) errors.push(`sink[${i}].name: "${s.name}" is already used by ${prev}`);
@@ -131,6 +133,51 @@ function checkCrossField(raw: RawConfig, errors: string[]): void {
       }
     });
   });
+}
+
+const STRUCTURED_DECODERS = ['json', 'csv', 'kv', 'nmea'];
+
+function checkSerial(p: RawConfig['serial'][number], at: string, seen: Map<string, string>, errors: string[]): void {
+  const prev = seen.get(`serial:${p.name}`);
+  if (prev) errors.push(`${at}.name: "${p.name}" is already used by ${prev}`);
+  seen.set(`serial:${p.name}`, at);
+  const prevPath = seen.get(`serial-path:${p.path}`);
+  if (prevPath) errors.push(`${at}.path: "${p.path}" is already read by ${prevPath}`);
+  seen.set(`serial-path:${p.path}`, at);
+  const onlyFor = (key: string, given: boolean, framing: string): void => {
+    if (given && p.framing !== framing) errors.push(`${at}.${key}: only used with framing = "${framing}"`);
+  };
+  onlyFor('delimiter', p.delimiter !== undefined, 'delimiter');
+  onlyFor('delimiter_hex', p.delimiter_hex !== undefined, 'delimiter');
+  onlyFor('frame_length', p.frame_length !== undefined, 'fixed');
+  onlyFor('regex', p.regex !== undefined, 'regex');
+  if (p.framing === 'delimiter') {
+    if (p.delimiter === undefined && p.delimiter_hex === undefined) errors.push(`${at}.delimiter: framing = "delimiter" needs delimiter or delimiter_hex`);
+    if (p.delimiter !== undefined && p.delimiter_hex !== undefined) errors.push(`${at}: give only one of delimiter, delimiter_hex`);
+  }
+  if (p.framing === 'fixed') {
+    if (p.frame_length === undefined) errors.push(`${at}.frame_length: framing = "fixed" needs frame_length`);
+    else if (p.frame_length > p.max_frame_bytes) errors.push(`${at}.frame_length: must not exceed max_frame_bytes (${p.max_frame_bytes})`);
+  }
+  if (p.framing === 'regex') {
+    if (p.regex === undefined) errors.push(`${at}.regex: framing = "regex" needs regex`);
+    else {
+      try {
+        if (new RegExp(p.regex).test('')) errors.push(`${at}.regex: must not match the empty string`);
+      } catch (err) {
+        errors.push(`${at}.regex: ${(err as Error).message}`);
+      }
+    }
+  }
+  if (p.decoder === 'csv' && p.csv_columns === undefined) errors.push(`${at}.csv_columns: decoder = "csv" needs csv_columns`);
+  if (p.csv_columns !== undefined && p.decoder !== 'csv') errors.push(`${at}.csv_columns: only used with decoder = "csv"`);
+  if (p.csv_columns && new Set(p.csv_columns).size !== p.csv_columns.length) errors.push(`${at}.csv_columns: column names must be unique`);
+  if (p.kv_pair_separator !== undefined && p.kv_pair_separator === p.kv_separator) errors.push(`${at}.kv_pair_separator: must differ from kv_separator`);
+  if (p.key !== undefined && p.key_field !== undefined) errors.push(`${at}: give only one of key, key_field`);
+  if (p.key_field !== undefined && !STRUCTURED_DECODERS.includes(p.decoder)) errors.push(`${at}.key_field: needs a decoder that yields fields (${STRUCTURED_DECODERS.join(', ')})`);
+  if (p.poll_request !== undefined && p.poll_request_hex !== undefined) errors.push(`${at}: give only one of poll_request, poll_request_hex`);
+  if (p.poll_timeout_ms >= p.poll_interval_ms) errors.push(`${at}.poll_timeout_ms: must be below poll_interval_ms (${p.poll_interval_ms})`);
+  if (p.reopen_min_ms > p.reopen_max_ms) errors.push(`${at}.reopen_min_ms: must not exceed reopen_max_ms (${p.reopen_max_ms})`);
 }
 
 function resolveSecret<T extends { password?: string; password_env?: string; password_file?: string }>(

@@ -48,6 +48,42 @@ const mqttSchema = z.strictObject({
   subscribe: z.array(subscriptionSchema).min(1, 'at least one subscription is needed').describe('Topic filters to subscribe to.'),
 });
 
+const serialSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "_", "." or "-"').describe('Name of this port; records carry "serial:<name>" as their source. Required, unique.'),
+  path: z.string().min(1).describe('Device path. Prefer the stable /dev/serial/by-id/... link of a USB adapter over /dev/ttyUSB0, whose number changes with plug order. Required.'),
+  baud_rate: z.number().int().min(50).max(4000000).default(9600).describe('Line speed, in bits per second. Default 9600 (NMEA GPS: usually 4800 or 9600).'),
+  data_bits: z.union([z.literal(5), z.literal(6), z.literal(7), z.literal(8)]).default(8).describe('Data bits per character: 5, 6, 7 or 8. Default 8.'),
+  parity: z.enum(['none', 'even', 'odd']).default('none').describe('Parity: "none", "even" or "odd" (mark and space parity are not supported on Linux). Default "none".'),
+  stop_bits: z.union([z.literal(1), z.literal(2)]).default(1).describe('Stop bits: 1 or 2 (1.5 is not supported on Linux). Default 1.'),
+  flow_control: z.enum(['none', 'rtscts', 'xonxoff']).default('none').describe('Flow control: "none", "rtscts" (hardware RTS/CTS) or "xonxoff" (software XON/XOFF). Default "none".'),
+  framing: z.enum(['line', 'delimiter', 'fixed', 'interbyte_timeout', 'regex', 'slip']).default('line').describe('How the byte stream is cut into frames: "line" (ends at \\n; a trailing \\r is removed), "delimiter" (ends at `delimiter`), "fixed" (every `frame_length` bytes), "interbyte_timeout" (ends when no byte arrives for `interbyte_timeout_ms`), "regex" (ends at a match of `regex`), "slip" (RFC 1055 SLIP packets). Empty frames are skipped. Default "line".'),
+  delimiter: z.string().min(1).optional().describe('framing = "delimiter": the bytes that end a frame, as text (TOML escapes such as "\\r\\n" or "\\u0003" work). Not part of the frame. Give this or delimiter_hex.'),
+  delimiter_hex: z.string().regex(/^([0-9A-Fa-f]{2})+$/, 'must be pairs of hex digits, e.g. "0d0a"').optional().describe('framing = "delimiter": the delimiter as hex bytes, e.g. "0d0a". Give this or delimiter.'),
+  frame_length: z.number().int().min(1).optional().describe('framing = "fixed": bytes per frame. Required for that mode; at most max_frame_bytes.'),
+  interbyte_timeout_ms: z.number().int().min(1).default(50).describe('framing = "interbyte_timeout": a frame ends after this many milliseconds without a byte. Default 50.'),
+  regex: z.string().min(1).optional().describe('framing = "regex": a JavaScript regular expression matching the delimiter that ends a frame (not part of the frame), applied to the bytes read as Latin-1, e.g. "\\r?\\n|;". Required for that mode.'),
+  overflow: overflowSchema.default('backpressure').describe('When the journal is full: a serial port cannot be paused, so with "backpressure" new frames are dropped and counted (a gap record per second says how many); with "drop_oldest" this port\'s oldest journaled records are evicted to make room instead. Default "backpressure".'),
+  max_frame_bytes: z.number().int().min(1).max(16777216).default(65536).describe('Largest frame kept, in bytes (without its delimiter). A longer frame is discarded, counted (sluice_source_rejected_total{reason="frame_too_large"}), reported as a gap and logged once; reading resumes after the next delimiter. Bounds the memory a port can use. Default 65536.'),
+  decoder: z.enum(['raw', 'text', 'json', 'csv', 'kv', 'nmea']).default('text').describe('How a frame becomes a payload: "raw" (the bytes as they are), "text" (must be valid UTF-8; shipped as the text), "json" (must be a JSON value; shipped as is), "csv" (split into csv_columns; shipped as a JSON object), "kv" (key=value pairs; shipped as a JSON object), "nmea" (NMEA 0183 sentence, checksum verified; shipped as a JSON object). Default "text".'),
+  csv_columns: z.array(z.string().min(1)).min(1).optional().describe('decoder = "csv": the column names, in order. A row with a different number of fields fails to decode. Required for that decoder.'),
+  csv_separator: z.string().length(1).default(',').describe('decoder = "csv": the field separator, one character. Fields may be double-quoted. Default ",".'),
+  kv_separator: z.string().min(1).default('=').describe('decoder = "kv": what separates a key from its value. Default "=".'),
+  kv_pair_separator: z.string().min(1).optional().describe('decoder = "kv": what separates one pair from the next. Default: any run of spaces, tabs, "," or ";".'),
+  parse_numbers: z.boolean().default(true).describe('decoders "csv" and "kv": values that look like numbers become JSON numbers. Default true.'),
+  nmea_require_checksum: z.boolean().default(true).describe('decoder = "nmea": refuse sentences without a "*hh" checksum (a wrong checksum is always refused). Default true.'),
+  on_decode_error: z.enum(['error_route', 'drop']).default('error_route').describe('A frame that fails to decode: "error_route" journals it raw to error_topic with header sluice.error giving the reason; "drop" counts it and reports a gap (reason "decode_failed"). Default "error_route".'),
+  error_topic: z.string().min(1).default('serial/{name}/errors').describe('Source topic of frames that failed to decode; {name} is the port name. Route it like any topic. Default "serial/{name}/errors".'),
+  topic: z.string().min(1).default('serial/{name}').describe('Source topic of decoded frames, which routes map to Kafka topics. {name} is the port name; {field} is a top-level field of the decoded object (csv, kv, nmea, json objects), e.g. "serial/{name}/{sentence}" for NMEA; a missing field reads "unknown". Default "serial/{name}".'),
+  key: z.string().optional().describe('Fixed record key for every frame of this port. Give this or key_field, or neither (no key; a route may still set one).'),
+  key_field: z.string().min(1).optional().describe('Take the record key from this top-level field of the decoded object (csv, kv, nmea, json objects). A frame without it gets no key, counted in sluice_serial_key_missing_total.'),
+  poll_request: z.string().min(1).optional().describe('Polled sensors: text written to the port every poll_interval_ms (TOML escapes work, e.g. "R\\r\\n"). Give this or poll_request_hex, or neither (the sensor talks by itself).'),
+  poll_request_hex: z.string().regex(/^([0-9A-Fa-f]{2})+$/, 'must be pairs of hex digits, e.g. "010300000002c40b"').optional().describe('Polled sensors: the request as hex bytes. Give this or poll_request.'),
+  poll_interval_ms: z.number().int().min(10).default(1000).describe('Polled sensors: time between requests, in milliseconds. Default 1000.'),
+  poll_timeout_ms: z.number().int().min(1).default(500).describe('Polled sensors: how long to wait for the first frame of a response, in milliseconds; must be below poll_interval_ms. A miss is counted (sluice_serial_poll_timeouts_total) and logged once per outage. Default 500.'),
+  reopen_min_ms: z.number().int().min(10).default(1000).describe('A missing or unplugged port is reopened after this delay, in milliseconds; it doubles (with jitter) up to reopen_max_ms, forever. Default 1000.'),
+  reopen_max_ms: z.number().int().min(10).default(30000).describe('Largest reopen delay, in milliseconds. Default 30000.'),
+});
+
 const routeSchema = z.strictObject({
   match: z.string().min(1).describe('Topic filter with optional named wildcards: "+name" matches one level, "#name" (last) the rest. E.g. "sensors/+site/+device/#".'),
   topic: z.string().min(1).max(249).describe('Kafka topic; may use {name} placeholders from the match.'),
@@ -108,6 +144,7 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   mqtt: z.array(mqttSchema).default([]).describe('MQTT sources.'),
+  serial: z.array(serialSchema).default([]).describe('Serial-port sources (sensors on a UART or USB-serial adapter).'),
   sink: z.array(sinkSchema).default([]).describe('Kafka sinks.'),
 });
 

@@ -38,7 +38,7 @@ test('schema prints a JSON Schema', async () => {
   assert.ok(schema.properties.journal && schema.properties.mqtt && schema.properties.sink);
 });
 
-test('the example config runs with no MQTT broker and no Kafka: it waits, and Ctrl-C stops it cleanly', async () => {
+test('the example config runs with no MQTT broker, no Kafka and no serial device: it waits, and Ctrl-C stops it cleanly', async () => {
   // The example's own file, with its broker ports moved to ones nothing listens on.
   const text = readFileSync(join(repoRoot, 'config.example.toml'), 'utf8')
     .replace('127.0.0.1:1883', `127.0.0.1:${await freePort()}`)
@@ -48,6 +48,7 @@ test('the example config runs with no MQTT broker and no Kafka: it waits, and Ct
   const daemon = Daemon.run(config).start();
   await daemon.waitForLog(/sluice ready/);
   await daemon.waitForLog(/MQTT broker not reachable; waiting for it/);
+  await daemon.waitForLog(/serial port lost; reopening with backoff/); // the example's GPS is not plugged in
   await new Promise((r) => setTimeout(r, 1500));
   assert.ok(daemon.running, 'still running while it waits');
   daemon.signal('SIGINT');

@@ -28,7 +28,9 @@ test('config.example.toml validates against the schema', () => {
   assert.equal(c.gateway.id, 'pi-7');
   assert.equal(c.journal.path, '/etc/sluice/data/journal.db');
   assert.equal(c.mqtt.length, 1);
-  assert.equal(c.sink[0]!.route.length, 2);
+  assert.equal(c.sink[0]!.route.length, 3);
+  assert.equal(c.serial.length, 1);
+  assert.equal(c.serial[0]!.decoder, 'nmea');
 });
 
 test('config.example.toml shows every key of the schema', () => {
@@ -141,4 +143,72 @@ test('the JSON Schema carries descriptions and defaults for editors', () => {
   const schema = JSON.stringify(configJsonSchema());
   assert.match(schema, /"durability":\{[^}]*"default":"power"/);
   assert.match(schema, /survives power loss/);
+});
+
+test('serial: defaults, camelCase, and every cross-field rule reported', () => {
+  const c = parseConfig('[[serial]]\nname = "ws"\npath = "/dev/ttyUSB0"\n');
+  const p = c.serial[0]!;
+  assert.equal(p.baudRate, 9600);
+  assert.equal(p.framing, 'line');
+  assert.equal(p.decoder, 'text');
+  assert.equal(p.onDecodeError, 'error_route');
+  assert.equal(p.topic, 'serial/{name}');
+  assert.equal(p.maxFrameBytes, 65536);
+  const errors = errorsOf(`
+[[serial]]
+name = "a"
+path = "/dev/x"
+framing = "delimiter"
+decoder = "csv"
+key = "k"
+key_field = "f"
+poll_request = "R"
+poll_request_hex = "00"
+poll_interval_ms = 100
+poll_timeout_ms = 100
+reopen_min_ms = 500
+reopen_max_ms = 100
+regex = "x"
+[[serial]]
+name = "a"
+path = "/dev/x"
+framing = "fixed"
+frame_length = 100
+max_frame_bytes = 10
+decoder = "text"
+key_field = "f"
+[[serial]]
+name = "b"
+path = "/dev/y"
+framing = "regex"
+regex = "a*"
+[[serial]]
+name = "c"
+path = "/dev/z"
+framing = "regex"
+regex = "("
+delimiter = ";"
+csv_columns = ["a", "a"]
+`);
+  for (const e of [
+    'serial[0].delimiter: framing = "delimiter" needs delimiter or delimiter_hex',
+    'serial[0].regex: only used with framing = "regex"',
+    'serial[0].csv_columns: decoder = "csv" needs csv_columns',
+    'serial[0]: give only one of key, key_field',
+    'serial[0]: give only one of poll_request, poll_request_hex',
+    'serial[0].poll_timeout_ms: must be below poll_interval_ms (100)',
+    'serial[0].reopen_min_ms: must not exceed reopen_max_ms (100)',
+    'serial[1].name: "a" is already used by serial[0]',
+    'serial[1].path: "/dev/x" is already read by serial[0]',
+    'serial[1].frame_length: must not exceed max_frame_bytes (10)',
+    'serial[1].key_field: needs a decoder that yields fields (json, csv, kv, nmea)',
+    'serial[2].regex: must not match the empty string',
+    'serial[3].delimiter: only used with framing = "delimiter"',
+    'serial[3].csv_columns: only used with decoder = "csv"',
+    'serial[3].csv_columns: column names must be unique',
+  ]) {
+    assert.ok(errors.includes(e), `missing "${e}" in:\n${errors.join('\n')}`);
+  }
+  assert.ok(errors.some((e) => e.startsWith('serial[3].regex: Invalid regular expression')), errors.join('\n'));
+  assert.ok(errorsOf('[[serial]]\nname = "x"\n').some((e) => e.startsWith('serial[0].path: ')), 'path is required');
 });

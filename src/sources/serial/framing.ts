@@ -1,0 +1,318 @@
+import type { SerialConfig } from '../../config/load.js';
+import { BoundedFrame } from './bounded-frame.js';
+
+/*
+ * Framers cut a serial byte stream into frames. They are our own rather than serialport's
+ * Readline/Delimiter/Regex/SlipDecoder parsers because those grow their buffer without limit
+ * while no delimiter comes (a noisy line or a wrong baud rate would eat the Pi's memory) and are
+ * Transform streams whose backpressure a serial port cannot honour anyway. Every framer holds at
+ * most `maxFrameBytes` for the frame in progress, reports an oversized frame once, and
+ * resynchronises at the next frame boundary. Empty frames (blank lines, SLIP's leading END) are
+ * skipped.
+ */
+
+export interface FramerEvents {
+  /** A complete frame (a copy, safe to keep). */
+  frame: (frame: Buffer) => void;
+  /** A frame passed max_frame_bytes; it is discarded up to the next boundary. */
+  oversize: (bytesSoFar: number) => void;
+}
+
+export interface Framer {
+  push(chunk: Buffer): void;
+  /** Bytes held for the frame in progress (never more than max_frame_bytes). */
+  readonly bufferedBytes: number;
+  /** Bytes allocated for the frame in progress (never more than max_frame_bytes). */
+  readonly capacityBytes: number;
+  /** Forgets a partial frame (the port closed); returns its size in bytes. Stops timers. */
+  reset(): number;
+}
+
+/** Ends a frame at a byte sequence (KMP matching, so the delimiter may straddle reads). */
+export class DelimiterFramer implements Framer {
+  private readonly frameBuf: BoundedFrame;
+  private readonly fail: number[];
+  /** Bytes of the delimiter matched so far; they are not in frameBuf. */
+  private matched = 0;
+
+  constructor(
+    private readonly delimiter: Buffer,
+    maxFrameBytes: number,
+    private readonly events: FramerEvents,
+    /** Line mode: also strip one trailing "\r" (so "\n" and "\r\n" lines both work). */
+    private readonly stripCr = false,
+  ) {
+    if (delimiter.length === 0) throw new RangeError('empty delimiter');
+    this.frameBuf = new BoundedFrame(maxFrameBytes, events.oversize);
+    this.fail = failureTable(delimiter);
+  }
+
+  get bufferedBytes(): number {
+    return this.frameBuf.length;
+  }
+
+  get capacityBytes(): number {
+    return this.frameBuf.capacity;
+  }
+
+  push(chunk: Buffer): void {
+    const d = this.delimiter;
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.matched === 0) {
+        // Fast path: copy everything up to the next possible delimiter start in one go.
+        const j = chunk.indexOf(d[0]!, i);
+        if (j < 0) {
+          this.frameBuf.addRange(chunk, i, chunk.length);
+          return;
+        }
+        this.frameBuf.addRange(chunk, i, j);
+        i = j;
+      }
+      const b = chunk[i]!;
+      while (this.matched > 0 && b !== d[this.matched]) {
+        // The partial match was frame content after all (all but its longest border).
+        const k = this.fail[this.matched - 1]!;
+        this.frameBuf.addRange(d, 0, this.matched - k);
+        this.matched = k;
+      }
+      if (b === d[this.matched]) {
+        this.matched++;
+        if (this.matched === d.length) {
+          this.matched = 0;
+          this.complete();
+        }
+      } else {
+        this.frameBuf.addByte(b);
+      }
+      i++;
+    }
+  }
+
+  private complete(): void {
+    let frame = this.frameBuf.take();
+    if (!frame) return;
+    if (this.stripCr && frame.length > 0 && frame[frame.length - 1] === 0x0d) frame = frame.subarray(0, frame.length - 1);
+    if (frame.length > 0) this.events.frame(frame);
+  }
+
+  reset(): number {
+    const had = this.frameBuf.clear() + this.matched;
+    this.matched = 0;
+    return had;
+  }
+}
+
+function failureTable(d: Buffer): number[] {
+  const fail = new Array<number>(d.length).fill(0);
+  for (let i = 1, k = 0; i < d.length; i++) {
+    while (k > 0 && d[i] !== d[k]) k = fail[k - 1]!;
+    if (d[i] === d[k]) k++;
+    fail[i] = k;
+  }
+  return fail;
+}
+
+/** Every `length` bytes make a frame. */
+export class FixedLengthFramer implements Framer {
+  private readonly frameBuf: BoundedFrame;
+
+  constructor(
+    private readonly length: number,
+    private readonly events: FramerEvents,
+  ) {
+    this.frameBuf = new BoundedFrame(length, events.oversize);
+  }
+
+  get bufferedBytes(): number {
+    return this.frameBuf.length;
+  }
+
+  get capacityBytes(): number {
+    return this.frameBuf.capacity;
+  }
+
+  push(chunk: Buffer): void {
+    let i = 0;
+    while (i < chunk.length) {
+      const n = Math.min(this.length - this.frameBuf.length, chunk.length - i);
+      this.frameBuf.addRange(chunk, i, i + n);
+      i += n;
+      if (this.frameBuf.length === this.length) this.events.frame(this.frameBuf.take()!);
+    }
+  }
+
+  reset(): number {
+    return this.frameBuf.clear();
+  }
+}
+
+/** A frame ends when no byte has arrived for `timeoutMs` (serialport's InterByteTimeout, bounded). */
+export class InterByteTimeoutFramer implements Framer {
+  private readonly frameBuf: BoundedFrame;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly timeoutMs: number,
+    maxFrameBytes: number,
+    private readonly events: FramerEvents,
+  ) {
+    this.frameBuf = new BoundedFrame(maxFrameBytes, events.oversize);
+  }
+
+  get bufferedBytes(): number {
+    return this.frameBuf.length;
+  }
+
+  get capacityBytes(): number {
+    return this.frameBuf.capacity;
+  }
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.frameBuf.addRange(chunk, 0, chunk.length);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      const frame = this.frameBuf.take();
+      if (frame && frame.length > 0) this.events.frame(frame);
+    }, this.timeoutMs);
+  }
+
+  reset(): number {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    return this.frameBuf.clear();
+  }
+}
+
+/**
+ * A frame ends at a match of a regular expression (serialport's RegexParser, bounded). Bytes are
+ * read as Latin-1 so every byte is one character and frames come back byte for byte.
+ */
+export class RegexFramer implements Framer {
+  /** While discarding, keep this much text so a delimiter split across two reads is still found. */
+  private static readonly resyncTail = 256;
+  private readonly regex: RegExp;
+  private text = '';
+  private discarding = false;
+
+  constructor(
+    source: string,
+    private readonly maxFrameBytes: number,
+    private readonly events: FramerEvents,
+  ) {
+    this.regex = new RegExp(source, 'g');
+  }
+
+  get bufferedBytes(): number {
+    return this.text.length;
+  }
+
+  get capacityBytes(): number {
+    return this.text.length;
+  }
+
+  push(chunk: Buffer): void {
+    const text = this.text + chunk.toString('latin1');
+    let start = 0;
+    this.regex.lastIndex = 0;
+    for (let m = this.regex.exec(text); m; m = this.regex.exec(text)) {
+      if (m[0].length === 0) {
+        this.regex.lastIndex++; // cannot happen with a validated config; never loop forever
+        continue;
+      }
+      const piece = text.slice(start, m.index);
+      start = m.index + m[0].length;
+      if (this.discarding) {
+        this.discarding = false; // resynchronised: the oversized frame ends here
+        continue;
+      }
+      if (piece.length > this.maxFrameBytes) {
+        this.events.oversize(piece.length);
+        continue;
+      }
+      if (piece.length > 0) this.events.frame(Buffer.from(piece, 'latin1'));
+    }
+    let rest = text.slice(start);
+    if (!this.discarding && rest.length > this.maxFrameBytes) {
+      this.discarding = true;
+      this.events.oversize(rest.length);
+    }
+    if (this.discarding) rest = rest.slice(-Math.min(RegexFramer.resyncTail, this.maxFrameBytes));
+    this.text = rest;
+  }
+
+  reset(): number {
+    const had = this.text.length;
+    this.text = '';
+    this.discarding = false;
+    return had;
+  }
+}
+
+const SLIP_END = 0xc0;
+const SLIP_ESC = 0xdb;
+const SLIP_ESC_END = 0xdc;
+const SLIP_ESC_ESC = 0xdd;
+
+/** RFC 1055 SLIP: frames end at END (0xC0); ESC sequences are undone. */
+export class SlipFramer implements Framer {
+  private readonly frameBuf: BoundedFrame;
+  private escaped = false;
+
+  constructor(
+    maxFrameBytes: number,
+    private readonly events: FramerEvents,
+  ) {
+    this.frameBuf = new BoundedFrame(maxFrameBytes, events.oversize);
+  }
+
+  get bufferedBytes(): number {
+    return this.frameBuf.length;
+  }
+
+  get capacityBytes(): number {
+    return this.frameBuf.capacity;
+  }
+
+  push(chunk: Buffer): void {
+    for (const b of chunk) {
+      if (this.escaped) {
+        this.escaped = false;
+        // RFC 1055: a byte after ESC other than ESC_END/ESC_ESC is a protocol violation; keep it.
+        this.frameBuf.addByte(b === SLIP_ESC_END ? SLIP_END : b === SLIP_ESC_ESC ? SLIP_ESC : b);
+      } else if (b === SLIP_END) {
+        const frame = this.frameBuf.take();
+        if (frame && frame.length > 0) this.events.frame(frame);
+      } else if (b === SLIP_ESC) {
+        this.escaped = true;
+      } else {
+        this.frameBuf.addByte(b);
+      }
+    }
+  }
+
+  reset(): number {
+    this.escaped = false;
+    return this.frameBuf.clear();
+  }
+}
+
+/** The framer a port's config asks for. */
+export function createFramer(cfg: Pick<SerialConfig, 'framing' | 'delimiter' | 'delimiterHex' | 'frameLength' | 'interbyteTimeoutMs' | 'regex' | 'maxFrameBytes'>, events: FramerEvents): Framer {
+  switch (cfg.framing) {
+    case 'line':
+      return new DelimiterFramer(Buffer.from('\n'), cfg.maxFrameBytes, events, true);
+    case 'delimiter':
+      return new DelimiterFramer(cfg.delimiterHex !== undefined ? Buffer.from(cfg.delimiterHex, 'hex') : Buffer.from(cfg.delimiter ?? '\n', 'utf8'), cfg.maxFrameBytes, events);
+    case 'fixed':
+      return new FixedLengthFramer(cfg.frameLength ?? 1, events);
+    case 'interbyte_timeout':
+      return new InterByteTimeoutFramer(cfg.interbyteTimeoutMs, cfg.maxFrameBytes, events);
+    case 'regex':
+      return new RegexFramer(cfg.regex ?? '\n', cfg.maxFrameBytes, events);
+    case 'slip':
+      return new SlipFramer(cfg.maxFrameBytes, events);
+  }
+}
