@@ -5,6 +5,7 @@ import { ExitCode } from './cli/exit-codes.js';
 import { processIo, type CliIo } from './cli/io.js';
 import { loadOrReport } from './cli/load-or-report.js';
 import { runDaemon } from './cli/run.js';
+import { statusCommand } from './cli/status.js';
 import { configJsonSchema } from './config/schema.js';
 
 const HELP = `sluice — MQTT to Kafka, through a durable journal
@@ -12,11 +13,16 @@ const HELP = `sluice — MQTT to Kafka, through a durable journal
 Usage:
   sluice run -c FILE [--log-level LEVEL]   run the gateway in the foreground
   sluice check-config -c FILE              validate a config file and exit
+  sluice status [-c FILE | --url URL] [--json]
+                                           ask the running daemon how it is doing
   sluice schema                            print the config's JSON Schema
   sluice --help | --version
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 invalid config,
+            4 status: no daemon answers, 5 status: degraded or not ready,
             130/143 second SIGINT/SIGTERM during shutdown.
+
+SIGHUP (systemctl reload sluice) re-reads the config file; an invalid one is refused.
 `;
 
 function version(): string {
@@ -33,6 +39,8 @@ export async function main(argv: string[], io: CliIo): Promise<void> {
       options: {
         config: { type: 'string', short: 'c' },
         'log-level': { type: 'string' },
+        json: { type: 'boolean' },
+        url: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
       },
@@ -80,6 +88,8 @@ export async function main(argv: string[], io: CliIo): Promise<void> {
       io.stdout.write(`${path}: ok (gateway ${config.gateway.id}, ${config.mqtt.length} MQTT source(s), ${config.sink.length} sink(s), journal ${config.journal.path})\n`);
       return io.exit(ExitCode.ok);
     }
+    case 'status':
+      return statusCommand({ config: values.config, url: values.url, json: values.json }, io);
     case 'schema':
       io.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
       return io.exit(ExitCode.ok);
