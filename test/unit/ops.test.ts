@@ -113,3 +113,12 @@ test('status text: compact summary with backlog, sink state, lag, ETA and last e
   assert.match(text, /last problem 00:49:55: cannot ship to Kafka \(connect ECONNREFUSED\)/);
   assert.match(text, /gaps {5}none/);
 });
+
+test('reload compares config sections with their secrets: a changed password is a change, an equal one is not', async () => {
+  const { sameConfig } = await import('../../src/config/same.js');
+  const { Secret } = await import('../../src/config/secret.js');
+  assert.equal(sameConfig({ a: 1, password: new Secret('x') }, { a: 1, password: new Secret('x') }), true);
+  assert.equal(sameConfig({ a: 1, password: new Secret('x') }, { a: 1, password: new Secret('y') }), false);
+  assert.equal(sameConfig({ route: [{ match: 'a/#', topic: 't' }] }, { route: [{ match: 'a/#', topic: 'u' }] }), false);
+  assert.equal(sameConfig(undefined, { a: 1 }), false);
+});
