@@ -14,11 +14,19 @@ const DEFAULT_PORT = 9793;
  */
 export async function statusCommand(opts: { config?: string; url?: string; json?: boolean }, io: CliIo): Promise<void> {
   let base: string;
+  let note = '';
   try {
     base = opts.url ?? endpointFromConfig(opts.config);
   } catch (err) {
-    io.stderr.write(`sluice status: ${(err as Error).message}\n`);
-    return io.exit(ExitCode.notRunning);
+    const code = (err as { code?: string }).code;
+    if (!opts.config && (code === 'EACCES' || code === 'EPERM')) {
+      // /etc/sluice/sluice.toml is readable by root and the sluice group only: try the default port.
+      base = `http://127.0.0.1:${DEFAULT_PORT}`;
+      note = `(${DEFAULT_CONFIG_PATH} is not readable by this user, so the default endpoint was tried; if http.port was changed, use sudo or --url)\n`;
+    } else {
+      io.stderr.write(`sluice status: ${(err as Error).message}\n`);
+      return io.exit(ExitCode.notRunning);
+    }
   }
   let report: StatusReport;
   try {
@@ -27,7 +35,7 @@ export async function statusCommand(opts: { config?: string; url?: string; json?
     report = (await res.json()) as StatusReport;
   } catch (err) {
     const why = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-    io.stderr.write(`sluice status: no sluice daemon answers at ${base} (${why}).\nIs it running? Try: systemctl status sluice; journalctl -u sluice -n 50\n`);
+    io.stderr.write(`sluice status: no sluice daemon answers at ${base} (${why}).\n${note}Is it running? Try: systemctl status sluice; journalctl -u sluice -n 50\n`);
     return io.exit(ExitCode.notRunning);
   }
   io.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
@@ -43,7 +51,8 @@ function endpointFromConfig(path: string | undefined): string {
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new Error(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)} (give the endpoint with --url)`);
+      const code = (err as NodeJS.ErrnoException).code;
+      throw Object.assign(new Error(`cannot read ${file}: ${code ?? String(err)} (give the endpoint with --url)`), { code });
     }
     try {
       http = ((parseToml(text) as { http?: typeof http }).http ?? {}) as typeof http;
