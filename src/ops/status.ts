@@ -136,8 +136,11 @@ export function buildStatus(view: OpsView, tracker: ProgressTracker, now: number
     }
     const lag = cursor === null ? 0 : Math.max(0, lastSeq - cursor);
     const lastSuccessS = sum(all, 'sluice_sink_last_success_seconds', { sink: name });
-    const failingSince = tracker.failingSince(name);
     const lastError = view.tap.lastProblem(`sink:${name}`);
+    // The tracker notices a failure at its next sample; the sink logged it when it happened.
+    let failingSince = tracker.failingSince(name);
+    const loggedAt = lastError ? Date.parse(lastError.time) : NaN;
+    if (failingSince !== null && loggedAt >= lastSuccessS * 1000 && loggedAt < failingSince) failingSince = loggedAt;
     let state: StatusReport['sinks'][number]['state'];
     if (lastError?.level === 'fatal' && Date.parse(lastError.time) >= lastSuccessS * 1000) state = 'stopped';
     else if (failingSince !== null) state = 'failing';
