@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need and the project does not ship: Debian's mosquitto,
-# kcat and socat, and Apache Kafka's broker jars (cached). Idempotent; quick when all is there.
+# kcat, socat, systemd's tools and python3, and Apache Kafka's broker jars (cached). Idempotent; quick when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,12 @@ command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 command -v socat >/dev/null 2>&1 || missing+=(socat)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+# systemd-analyze (unit checks) and systemd-notify (sd_notify) come with Debian's systemd package;
+# python3 listens on the test's stand-in for NOTIFY_SOCKET (Node has no Unix datagram sockets).
+{ command -v systemd-analyze >/dev/null 2>&1 && command -v systemd-notify >/dev/null 2>&1; } || missing+=(systemd)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# useradd --prefix (install test into a temporary root) needs shadow 4.9 or later: Debian 12 has it.
+command -v useradd >/dev/null 2>&1 || missing+=(passwd)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "ensure-test-deps: missing ${missing[*]}; install them (sudo apt-get install ${missing[*]}) and run again" >&2

@@ -6,6 +6,7 @@ import { processIo, type CliIo } from './cli/io.js';
 import { loadOrReport } from './cli/load-or-report.js';
 import { journalCommand } from './cli/journal-commands.js';
 import { runDaemon } from './cli/run.js';
+import { statusCommand } from './cli/status.js';
 import { configJsonSchema } from './config/schema.js';
 
 const HELP = `sluice — MQTT to Kafka, through a durable journal
@@ -17,11 +18,16 @@ Usage:
                                            exit 1 if damaged
   sluice journal salvage -c FILE SET_ASIDE copy what is readable from a set-aside journal
                                            into the live one (stop sluice first)
+  sluice status [-c FILE | --url URL] [--json]
+                                           ask the running daemon how it is doing
   sluice schema                            print the config's JSON Schema
   sluice --help | --version
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 invalid config,
+            4 status: no daemon answers, 5 status: degraded or not ready,
             130/143 second SIGINT/SIGTERM during shutdown.
+
+SIGHUP (systemctl reload sluice) re-reads the config file; an invalid one is refused.
 `;
 
 function version(): string {
@@ -38,6 +44,8 @@ export async function main(argv: string[], io: CliIo): Promise<void> {
       options: {
         config: { type: 'string', short: 'c' },
         'log-level': { type: 'string' },
+        json: { type: 'boolean' },
+        url: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
       },
@@ -86,6 +94,8 @@ export async function main(argv: string[], io: CliIo): Promise<void> {
       io.stdout.write(`${path}: ok (gateway ${config.gateway.id}, ${config.mqtt.length} MQTT source(s), ${config.sink.length} sink(s), journal ${config.journal.path})\n`);
       return io.exit(ExitCode.ok);
     }
+    case 'status':
+      return statusCommand({ config: values.config, url: values.url, json: values.json }, io);
     case 'schema':
       io.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
       return io.exit(ExitCode.ok);

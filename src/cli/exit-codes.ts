@@ -7,5 +7,9 @@ export const ExitCode = {
   usage: 2,
   /** The config file is missing, unreadable or invalid. */
   config: 3,
+  /** `sluice status`: no daemon answers (not running, or its status endpoint is off). */
+  notRunning: 4,
+  /** `sluice status`: the daemon answers but is degraded or not ready. */
+  degraded: 5,
   /** Second SIGINT/SIGTERM during shutdown: 128 + the signal number (130, 143). */
 } as const;

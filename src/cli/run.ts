@@ -1,23 +1,44 @@
-import type { LevelWithSilent } from 'pino';
+import { readFileSync } from 'node:fs';
+import type { LevelWithSilent, Logger } from 'pino';
+import { configErrorLines, loadConfigFile, type Config } from '../config/load.js';
 import { errorMessage, SluiceError } from '../errors.js';
-import { Gateway } from '../gateway.js';
-import { createLogger } from '../util/logger.js';
+import { Gateway, logReload } from '../gateway.js';
+import { SdNotifier } from '../ops/sd-notify.js';
+import { createLogSetup } from '../util/logger.js';
 import { ExitCode } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { loadOrReport } from './load-or-report.js';
 
 const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 2, SIGTERM: 15 };
 
+export function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+    return pkg.version;
+  } catch {
+    return 'unknown';
+  }
+}
+
 /** `sluice run`: the foreground daemon. Resolves when it has stopped (or never, until a signal). */
 export async function runDaemon(configPath: string, opts: { logLevel?: string }, io: CliIo): Promise<void> {
   const config = loadOrReport(configPath, io);
   if (!config) return io.exit(ExitCode.config);
   const level = (opts.logLevel ?? config.log.level) as LevelWithSilent;
-  const logger = createLogger(level, config.gateway.id, io.stdout);
-  const gateway = new Gateway(config, { logger });
+  const logs = createLogSetup({ level, gatewayId: config.gateway.id, destination: io.stdout, format: config.log.format });
+  const logger = logs.logger;
+  const gateway = new Gateway(config, { logger, setLogLevel: logs.setLevel, logLevelOverride: opts.logLevel, tap: logs.tap, configPath, version: packageVersion() });
+  const notifier = new SdNotifier({
+    socket: io.env.NOTIFY_SOCKET,
+    watchdogUsec: io.env.WATCHDOG_USEC,
+    watchdogPid: io.env.WATCHDOG_PID,
+    logger: logger.child({ component: 'systemd' }),
+    alive: () => gateway.journalOpen,
+  });
 
   let signals = 0;
   let removeHandlers = (): void => undefined;
+  let removeHup = (): void => undefined;
   const stopped = new Promise<void>((resolve) => {
     removeHandlers = io.onSignal(['SIGINT', 'SIGTERM'], (signal) => {
       signals++;
@@ -28,14 +49,27 @@ export async function runDaemon(configPath: string, opts: { logLevel?: string },
         return;
       }
       logger.info({ signal }, 'stopping');
+      void notifier.stopping();
       void gateway.stop().then((clean) => {
         logger.info('stopped');
         logger.flush();
         removeHandlers();
+        removeHup();
         io.exit(clean ? ExitCode.ok : ExitCode.failure);
         resolve();
       });
     });
+  });
+  // Registered before start, so an early SIGHUP is not fatal (Node's default action for it).
+  let started = false;
+  let reloadWanted = false;
+  removeHup = io.onSignal(['SIGHUP'], () => {
+    if (signals > 0) return;
+    if (!started) {
+      reloadWanted = true;
+      return;
+    }
+    void reloadFromFile(configPath, io, gateway, notifier, logger);
   });
 
   try {
@@ -47,7 +81,41 @@ export async function runDaemon(configPath: string, opts: { logLevel?: string },
     await gateway.stop();
     logger.flush();
     removeHandlers();
+    removeHup();
     return io.exit(ExitCode.failure);
   }
+  started = true;
+  if (signals === 0) {
+    await notifier.ready(`forwarding: ${gateway.sources.length} source(s), ${gateway.sinks.length} sink(s)`);
+    if (reloadWanted) void reloadFromFile(configPath, io, gateway, notifier, logger);
+  }
   await stopped;
+}
+
+/**
+ * SIGHUP: re-reads the config file. An invalid file is refused with every problem logged, and the
+ * running config stays; a valid one is applied by `Gateway.reload`.
+ */
+async function reloadFromFile(path: string, io: CliIo, gateway: Gateway, notifier: SdNotifier, logger: Logger): Promise<void> {
+  logger.info({ path }, 'SIGHUP: reloading the config');
+  await notifier.reloading();
+  let next: Config;
+  try {
+    next = loadConfigFile(path, { env: io.env, readFile: (p) => readFileSync(p, 'utf8') });
+  } catch (err) {
+    const errors = err instanceof SluiceError ? configErrorLines(err) : [errorMessage(err)];
+    logger.error({ path, errors }, 'config reload refused: the new file is invalid; the running config stays in effect');
+    gateway.noteReload(false, errors, []);
+    await notifier.ready('reload refused: invalid config');
+    return;
+  }
+  try {
+    const outcome = await gateway.reload(next);
+    logReload(logger, outcome);
+    gateway.noteReload(true, [], outcome.changed);
+  } catch (err) {
+    logger.error({ err: errorMessage(err) }, 'config reload failed part-way; restart sluice to apply the file');
+    gateway.noteReload(false, [errorMessage(err)], []);
+  }
+  await notifier.ready();
 }

@@ -129,7 +129,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   log: z
     .strictObject({
-      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('Log level. Default "info".'),
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('Log level. Default "info". `--log-level` overrides it; SIGHUP applies a changed one.'),
+      format: z.enum(['auto', 'json', 'pretty']).default('auto').describe('"json": JSON lines (for journald); "pretty": one readable line per entry; "auto": pretty when stdout is a terminal, else JSON. Default "auto".'),
     })
     .prefault({}),
   journal: z
@@ -143,6 +144,23 @@ export const configSchema = z.strictObject({
       min_free_bytes: z.number().int().min(0).default(67108864).describe('Stop taking records before the filesystem holding the journal has less than this free, in bytes (space the journal already owns counts as free). Default 67108864 (64 MiB).'),
     })
     .prefault({}),
+  http: z
+    .strictObject({
+      enabled: z.boolean().default(true).describe('Serve /metrics (Prometheus), /healthz, /readyz and /status (read by `sluice status`). Default true.'),
+      host: z.string().min(1).default('127.0.0.1').describe('Address to listen on. Default "127.0.0.1" (this machine only); the endpoints have no authentication.'),
+      port: z.number().int().min(1).max(65535).default(9793).describe('TCP port. Default 9793.'),
+      degraded_after_s: z.number().int().min(1).default(300).describe('A sink that has been failing for longer than this, in seconds, makes /readyz and `sluice status` report "degraded". Default 300.'),
+    })
+    .prefault({})
+    .describe('The local metrics, health and status endpoints.'),
+  health: z
+    .strictObject({
+      enabled: z.boolean().default(true).describe('Journal a gateway health record (CPU, temperature, memory, disk, network, backlog) every interval_s. Default true.'),
+      interval_s: z.number().int().min(1).max(86400).default(60).describe('Seconds between health records. Default 60.'),
+      topic: z.string().min(1).default('sluice/health').describe('Source topic of health records; route it to a Kafka topic with a [[sink.route]]. Default "sluice/health".'),
+    })
+    .prefault({})
+    .describe('Gateway health as data: records shipped through the journal like any reading (source "sluice:health").'),
   mqtt: z.array(mqttSchema).default([]).describe('MQTT sources.'),
   serial: z.array(serialSchema).default([]).describe('Serial-port sources (sensors on a UART or USB-serial adapter).'),
   sink: z.array(sinkSchema).default([]).describe('Kafka sinks.'),

@@ -69,6 +69,11 @@ export class MqttSource implements Component {
     return this.state === 'connected';
   }
 
+  /** Connection state, for `sluice status`: idle, connecting, connected or waiting (broker unreachable, retrying). */
+  get connectionState(): string {
+    return this.state;
+  }
+
   async start(): Promise<void> {
     if (this.client) return;
     this.stopping = false;

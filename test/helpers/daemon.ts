@@ -20,6 +20,14 @@ export interface TestConfig {
   routes?: { match: string; topic: string; key?: string }[];
   subscribe?: string;
   clientId?: string;
+  /** Port of the metrics/status endpoints; default: endpoints off (parallel tests must not collide). */
+  httpPort?: number;
+  /** Extra TOML lines for [http]. */
+  httpExtra?: string;
+  /** Health records every this many seconds; default: off (tests count journal records). */
+  healthIntervalS?: number;
+  /** Log level; default "info". */
+  logLevel?: string;
 }
 
 /** Writes a config for a daemon under test; returns its path. Timeouts are short so tests move. */
@@ -31,7 +39,17 @@ id = "test-gw"
 shutdown_timeout_ms = 8000
 
 [log]
-level = "info"
+level = "${c.logLevel ?? 'info'}"
+format = "json"
+
+[http]
+enabled = ${c.httpPort !== undefined}
+port = ${c.httpPort ?? 9793}
+${c.httpExtra ?? ''}
+
+[health]
+enabled = ${c.healthIntervalS !== undefined}
+interval_s = ${c.healthIntervalS ?? 60}
 
 [journal]
 path = "${join(c.dir, 'journal.db')}"

@@ -25,7 +25,13 @@ export function consumeAll(bootstrap: string, topic: string, extra: string[] = [
         const out: KafkaMessage[] = [];
         for (const line of stdout.split('\n')) {
           if (!line.trim()) continue;
-          const m = JSON.parse(line) as { topic: string; partition: number; offset: number; key: string | null; payload: string | null; ts: number; headers?: string[] };
+          let m;
+          try {
+            m = JSON.parse(line) as { topic: string; partition: number; offset: number; key: string | null; payload: string | null; ts: number; headers?: string[] };
+          } catch {
+            // Thrown here it would be an uncaught exception that kills the test run: reject instead.
+            return reject(new Error(`kcat printed a line that is not JSON (${stdout.length} bytes of output): ${line.slice(0, 400)}`));
+          }
           const headers: Record<string, string> = {};
           const h = m.headers ?? [];
           for (let i = 0; i + 1 < h.length; i += 2) headers[h[i]!] = h[i + 1]!;
