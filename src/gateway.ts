@@ -44,7 +44,7 @@ export class Gateway {
     const gatewayId = config.gateway.id;
     this.journal = new SqliteJournal({ ...config.journal, logger: deps.logger.child({ component: 'journal' }), clock });
     this.gaps = new GapRecorder({ journal: this.journal, metrics: this.metrics, logger: deps.logger.child({ component: 'gaps' }), clock, gatewayId });
-    this.sinks = config.sink.map((s) => new KafkaSink(s, { journal: this.journal, logger: deps.logger, metrics: this.metrics, clock, gatewayId, createClient: deps.createKafkaClient }));
+    this.sinks = config.sink.map((s) => new KafkaSink(s, { journal: this.journal, logger: deps.logger, metrics: this.metrics, clock, gatewayId, createClient: deps.createKafkaClient, reportGap: this.gaps.report }));
     this.sources = config.mqtt.map((m) => new MqttSource(m, { journal: this.journal, logger: deps.logger, metrics: this.metrics, clock, gatewayId, createClient: deps.createMqttClient }));
   }
 

@@ -123,6 +123,7 @@ function checkCrossField(raw: RawConfig, errors: string[]): void {
     seen.set(`sink:${s.name}`, `sink[${i}]`);
     if (s.retry_min_ms > s.retry_max_ms) errors.push(`sink[${i}].retry_min_ms: must not exceed retry_max_ms (${s.retry_max_ms})`);
     if ((s.tls.cert_file === undefined) !== (s.tls.key_file === undefined)) errors.push(`sink[${i}].tls: cert_file and key_file go together`);
+    if (s.sasl) checkSasl(s.sasl, `sink[${i}].sasl`, errors);
     s.route.forEach((r, j) => {
       try {
         compileFilter(r.match, { topic: r.topic, key: r.key });
@@ -131,6 +132,19 @@ function checkCrossField(raw: RawConfig, errors: string[]): void {
       }
     });
   });
+}
+
+function checkSasl(sasl: RawSasl, path: string, errors: string[]): void {
+  const hasPassword = sasl.password !== undefined || sasl.password_env !== undefined || sasl.password_file !== undefined;
+  const tokens = [sasl.token_file, sasl.token_command].filter((t) => t !== undefined).length;
+  if (sasl.mechanism === 'oauthbearer') {
+    if (tokens !== 1) errors.push(`${path}: oauthbearer needs exactly one of token_file, token_command`);
+    if (sasl.username !== undefined || hasPassword) errors.push(`${path}: oauthbearer takes a token, not username/password`);
+    return;
+  }
+  if (sasl.username === undefined) errors.push(`${path}.username: required for ${sasl.mechanism}`);
+  if (!hasPassword) errors.push(`${path}: ${sasl.mechanism} needs one of password, password_env, password_file`);
+  if (tokens > 0) errors.push(`${path}: token_file/token_command are for oauthbearer only`);
 }
 
 function resolveSecret<T extends { password?: string; password_env?: string; password_file?: string }>(

@@ -10,6 +10,11 @@ import { OnceLogger } from '../util/once-logger.js';
 import { sleep } from '../util/sleep.js';
 import { createKafkajsClient, type KafkaClientFactory, type KafkaProducerClient, type OutgoingBatch } from './kafka-client.js';
 import { Router } from './router.js';
+import type { ReportGap } from '../journal/gaps.js';
+import { RejectHandler, neverAcceptedReason } from './dead-letter.js';
+import { encodeValue } from './envelope.js';
+import { adoptCommittedCursor } from './exactly-once.js';
+import { securityHint } from './kafka-security.js';
 
 export interface KafkaSinkDeps {
   journal: Journal;
@@ -19,6 +24,8 @@ export interface KafkaSinkDeps {
   gatewayId: string;
   /** Default: kafkajs. */
   createClient?: KafkaClientFactory;
+  /** Where records Kafka refuses for good are reported when they are dropped (no dead-letter topic). */
+  reportGap?: ReportGap;
 }
 
 /** Extra time past the request timeout before the sink gives up on a send kafkajs has not ended. */
@@ -41,6 +48,7 @@ export class KafkaSink implements Component {
   private readonly once: OnceLogger;
   private wake: (() => void) | null = null;
   private unsubscribeCommit: (() => void) | null = null;
+  private readonly rejects: RejectHandler;
 
   constructor(
     private readonly cfg: SinkConfig,
@@ -51,6 +59,20 @@ export class KafkaSink implements Component {
     this.once = new OnceLogger(this.log);
     this.router = new Router(cfg.route, cfg.defaultTopic);
     this.backoff = new Backoff({ initialMs: cfg.retryMinMs, maxMs: cfg.retryMaxMs });
+    // Hook (dead-letter.ts): isolates records Kafka refuses for good.
+    this.rejects = new RejectHandler({
+      sinkName: cfg.name,
+      deadLetterTopic: cfg.deadLetterTopic,
+      logger: this.log,
+      metrics: deps.metrics,
+      reportGap: deps.reportGap,
+      toBatch: (records) => this.toBatch(records),
+      send: async (batch, lastSeq) => {
+        const client = await this.connectedClient();
+        await withTimeout(client.send(batch, this.cfg.requestTimeoutMs, lastSeq), this.cfg.requestTimeoutMs + SEND_GRACE_MS);
+        this.advance(lastSeq);
+      },
+    });
   }
 
   async start(): Promise<void> {
@@ -103,8 +125,20 @@ export class KafkaSink implements Component {
     while (!this.stopping) {
       try {
         const client = await this.connectedClient();
-        await withTimeout(client.send(batch, this.cfg.requestTimeoutMs), this.cfg.requestTimeoutMs + SEND_GRACE_MS);
+        // Hook (exactly-once): connecting may have moved the cursor past this batch; re-read.
+        if (this.deps.journal.cursor(this.cfg.name) >= records[0]!.seq) return;
+        await withTimeout(client.send(batch, this.cfg.requestTimeoutMs, last), this.cfg.requestTimeoutMs + SEND_GRACE_MS);
       } catch (err) {
+        // Hook (dead-letter.ts): records Kafka will never accept are isolated, not retried forever.
+        if (neverAcceptedReason(err)) {
+          try {
+            await this.rejects.isolate(records);
+          } catch (again) {
+            if (isRetriable(again)) await sleep(this.noteFailure(again), this.abort.signal);
+            else throw again;
+          }
+          return;
+        }
         if (!isRetriable(err)) {
           // A bug, not an outage: retrying cannot fix it. Stop shipping; the records stay journaled.
           this.log.fatal({ err }, 'Kafka sink stopped by a programming error; records stay in the journal until sluice is fixed and restarted');
@@ -134,7 +168,7 @@ export class KafkaSink implements Component {
     const delay = this.backoff.next();
     if (this.failingSince === null) {
       this.failingSince = this.deps.clock.now();
-      this.log.warn({ err: errorMessage(err), brokers: this.cfg.brokers }, 'cannot ship to Kafka; records stay in the journal, retrying with backoff');
+      this.log.warn({ err: errorMessage(err), hint: securityHint(err), brokers: this.cfg.brokers }, 'cannot ship to Kafka; records stay in the journal, retrying with backoff');
     } else {
       this.log.debug({ err: errorMessage(err), retryInMs: delay }, 'Kafka send failed again');
     }
@@ -170,7 +204,8 @@ export class KafkaSink implements Component {
         'sluice.topic': r.topic,
         'sluice.time': String(r.time),
       };
-      list.push({ key: target.key ?? r.key, value: r.payload, timestamp: String(Math.round(r.time)), headers });
+      const key = target.key ?? r.key;
+      list.push({ key, value: encodeValue(target.valueFormat, r, this.deps.gatewayId, key), timestamp: String(Math.round(r.time)), headers });
     }
     return { topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) };
   }
@@ -178,10 +213,12 @@ export class KafkaSink implements Component {
   private async connectedClient(): Promise<KafkaProducerClient> {
     if (this.client) return this.client;
     const factory = this.deps.createClient ?? createKafkajsClient;
-    const client = factory(this.cfg, this.cfg.clientId ?? `sluice-${this.deps.gatewayId}`, this.log);
+    const client = factory(this.cfg, this.cfg.clientId ?? `sluice-${this.deps.gatewayId}`, this.log, { gatewayId: this.deps.gatewayId, clock: this.deps.clock });
     this.client = client;
     try {
       await withTimeout(client.connect(), this.cfg.connectionTimeoutMs + this.cfg.requestTimeoutMs);
+      // Hook (exactly-once): records Kafka already committed with a cursor are not sent again.
+      if (client.committedCursor) adoptCommittedCursor(this.deps.journal, this.cfg.name, await client.committedCursor(), this.log);
     } catch (err) {
       this.dropClient();
       throw err;

@@ -18,6 +18,12 @@ export interface TestConfig {
   routes?: { match: string; topic: string; key?: string }[];
   subscribe?: string;
   clientId?: string;
+  /** Log level of the daemon. Default "info". */
+  logLevel?: string;
+  /** Name of the [[sink]]. Default "kafka". */
+  sinkName?: string;
+  /** Whole extra TOML tables appended at the end (e.g. a second [[sink]]). */
+  extraTables?: string;
 }
 
 /** Writes a config for a daemon under test; returns its path. Timeouts are short so tests move. */
@@ -29,7 +35,7 @@ id = "test-gw"
 shutdown_timeout_ms = 8000
 
 [log]
-level = "info"
+level = "${c.logLevel ?? 'info'}"
 
 [journal]
 path = "${join(c.dir, 'journal.db')}"
@@ -47,7 +53,7 @@ topic = "${c.subscribe ?? 'dev/#'}"
 qos = 1
 
 [[sink]]
-name = "kafka"
+name = "${c.sinkName ?? 'kafka'}"
 brokers = [${c.brokers.map((b) => `"${b}"`).join(', ')}]
 request_timeout_ms = 5000
 connection_timeout_ms = 2000
@@ -55,6 +61,7 @@ retry_min_ms = 200
 retry_max_ms = 2000
 ${c.sinkExtra ?? ''}
 ${routes.map((r) => `[[sink.route]]\nmatch = "${r.match}"\ntopic = "${r.topic}"\n${r.key ? `key = "${r.key}"\n` : ''}`).join('\n')}
+${c.extraTables ?? ''}
 `;
   mkdirSync(c.dir, { recursive: true });
   const path = join(c.dir, 'sluice.toml');
