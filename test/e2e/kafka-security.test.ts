@@ -155,3 +155,18 @@ test('mutual TLS: a client certificate the broker does not trust is refused; rec
     assert.equal(await daemon.stop(), 0);
   }
 });
+
+test('SASL_SSL with OAUTHBEARER: a token from a command ships; an expired token is refused with one clear line', async () => {
+  // Kafka's unsecured-JWT validator on the test broker accepts alg "none" tokens with a subject and a valid exp.
+  const jwt = (expS: number): string => `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'gateway', iat: Math.floor(Date.now() / 1000) - 10, exp: expS })).toString('base64url')}.`;
+  const script = join(tmp.path, 'token.sh');
+  const now = Math.floor(Date.now() / 1000);
+  writeFileSync(script, `echo "${jwt(now - 600)}"\n`);
+  await wrongThenFixed('oauth', {
+    brokers: kafka.saslSslBootstrap,
+    wrongExtra: `[sink.tls]\nenabled = true\nca_file = "${pki.caCert}"\n[sink.sasl]\nmechanism = "oauthbearer"\ntoken_command = "sh ${script}"\ntoken_refresh_s = 1\n`,
+    fix: () => writeFileSync(script, `echo "${jwt(now + 3600)}"\n`),
+    rightExtra: `[sink.tls]\nenabled = true\nca_file = "${pki.caCert}"\n[sink.sasl]\nmechanism = "oauthbearer"\ntoken_command = "sh ${script}"\ntoken_refresh_s = 1\n`,
+    expectHint: /SASL/,
+  });
+});
