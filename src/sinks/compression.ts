@@ -57,22 +57,33 @@ async function zstdCodec(): Promise<Codec> {
   };
 }
 
-let registered: Promise<void> | null = null;
+const registered = new Map<CompressionName, Promise<void>>();
 
 /**
- * Registers the snappy, lz4 and zstd codecs with kafkajs (it ships only gzip). Process-wide by
- * kafkajs' design; idempotent. Call before the first send.
+ * Registers the codec a sink uses with kafkajs (it ships only gzip). Process-wide by kafkajs'
+ * design; idempotent. Only the configured codec is loaded, so a codec package that cannot load
+ * on some platform does not affect sinks using another one. Call before the first send.
  */
-export function registerCodecs(): Promise<void> {
-  registered ??= (async () => {
-    const snappy = snappyCodec();
-    const lz4 = lz4Codec();
-    const zstd = await zstdCodec();
-    CompressionCodecs[CompressionTypes.Snappy] = () => snappy;
-    CompressionCodecs[CompressionTypes.LZ4] = () => lz4;
-    CompressionCodecs[CompressionTypes.ZSTD] = () => zstd;
-  })();
-  return registered;
+export function registerCodec(name: CompressionName): Promise<void> {
+  let p = registered.get(name);
+  if (!p) {
+    p = (async () => {
+      if (name === 'snappy') {
+        const codec = snappyCodec();
+        CompressionCodecs[CompressionTypes.Snappy] = () => codec;
+      } else if (name === 'lz4') {
+        const codec = lz4Codec();
+        CompressionCodecs[CompressionTypes.LZ4] = () => codec;
+      } else if (name === 'zstd') {
+        const codec = await zstdCodec();
+        CompressionCodecs[CompressionTypes.ZSTD] = () => codec;
+      }
+    })();
+    // A failed load is tried again on the next connect.
+    p.catch(() => registered.delete(name));
+    registered.set(name, p);
+  }
+  return p;
 }
 
 /** The kafkajs compression attribute for a configured codec name. */

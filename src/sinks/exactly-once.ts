@@ -4,8 +4,8 @@ import type { Logger } from 'pino';
 import type { SinkConfig } from '../config/load.js';
 import { SluiceError } from '../errors.js';
 import type { Journal } from '../journal/journal.js';
-import { compressionType, registerCodecs } from './compression.js';
-import { kafkajsConfig, type KafkaClientContext, type KafkaProducerClient } from './kafka-client.js';
+import { compressionType, registerCodec } from './compression.js';
+import { kafkajsConfig, type CommittedCursor, type KafkaClientContext, type KafkaProducerClient, type OutgoingBatch } from './kafka-client.js';
 
 /** Transactional id of a sink: stable across restarts, so a restarted gateway fences its old producer. */
 export function transactionalIdFor(gatewayId: string, sinkName: string): string {
@@ -23,6 +23,19 @@ interface CursorValue {
   gateway: string;
   sink: string;
   time: string;
+  last?: CommittedCursor['last'];
+}
+
+/** seq, time and topic of the highest-seq message of a batch, from its sluice.* headers. */
+function lastShipped(batch: OutgoingBatch): CommittedCursor['last'] {
+  let last: CommittedCursor['last'];
+  for (const t of batch.topicMessages) {
+    for (const m of t.messages) {
+      const seq = Number(m.headers['sluice.seq']);
+      if (Number.isFinite(seq) && (!last || seq > last.seq)) last = { seq, time: m.headers['sluice.time'] ?? '', topic: m.headers['sluice.topic'] ?? '' };
+    }
+  }
+  return last;
 }
 
 /**
@@ -44,9 +57,11 @@ export function createTransactionalClient(cfg: SinkConfig, clientId: string, log
   });
   const compression = compressionType(cfg.compression);
   const key = cursorKeyFor(gatewayId, cfg.name);
+  // Carried over to cursor-only commits (a record dropped with a gap record), which ship no message.
+  let last: CommittedCursor['last'];
   return {
     async connect() {
-      await registerCodecs();
+      await registerCodec(cfg.compression);
       await producer.connect();
       await ensureCursorTopic(kafka, cfg.cursorTopic, logger);
       // The first transaction initialises the producer id: this is where an older instance is fenced.
@@ -55,7 +70,8 @@ export function createTransactionalClient(cfg: SinkConfig, clientId: string, log
     },
     async send(batch, timeoutMs, lastSeq) {
       if (lastSeq === undefined) throw new SluiceError('SLUICE_KAFKA_CURSOR', 'exactly-once send without a cursor', { retriable: false });
-      const value: CursorValue = { seq: lastSeq, gateway: gatewayId, sink: cfg.name, time: new Date().toISOString() };
+      const shipped = lastShipped(batch) ?? last;
+      const value: CursorValue = { seq: lastSeq, gateway: gatewayId, sink: cfg.name, time: new Date().toISOString(), last: shipped };
       const txn = await producer.transaction();
       try {
         await txn.sendBatch({
@@ -65,6 +81,7 @@ export function createTransactionalClient(cfg: SinkConfig, clientId: string, log
           compression,
         });
         await txn.commit();
+        last = shipped;
       } catch (err) {
         // Unknown outcome is fine: the sink drops this client, the next one fences and reads the cursor back.
         await txn.abort().catch(() => undefined);
@@ -72,7 +89,11 @@ export function createTransactionalClient(cfg: SinkConfig, clientId: string, log
       }
     },
     disconnect: () => producer.disconnect(),
-    committedCursor: () => readCommittedCursor(kafka, cfg.cursorTopic, key, cfg.requestTimeoutMs * 2),
+    async committedCursor() {
+      const c = await readCommittedCursor(kafka, cfg.cursorTopic, key, cfg.requestTimeoutMs * 2);
+      last = c?.last;
+      return c;
+    },
   };
 }
 
@@ -95,7 +116,7 @@ async function ensureCursorTopic(kafka: Kafka, topic: string, logger: Logger): P
  * the latest seq recorded under `key` (null if none). A throw-away consumer group with no
  * committed offsets is used: the read never commits anything.
  */
-export async function readCommittedCursor(kafka: Kafka, topic: string, key: string, timeoutMs: number): Promise<number | null> {
+export async function readCommittedCursor(kafka: Kafka, topic: string, key: string, timeoutMs: number): Promise<CommittedCursor | null> {
   const admin: Admin = kafka.admin();
   await admin.connect();
   let ends: Map<number, number>;
@@ -107,7 +128,7 @@ export async function readCommittedCursor(kafka: Kafka, topic: string, key: stri
   }
   if (ends.size === 0) return null;
   const consumer: Consumer = kafka.consumer({ groupId: `sluice-cursor-${key.replace(/[^A-Za-z0-9._-]/g, '_')}-${randomUUID().slice(0, 8)}`, maxWaitTimeInMs: 250, readUncommitted: false });
-  let latest: { seq: number; ts: number } | null = null;
+  let latest: { cursor: CommittedCursor; ts: number } | null = null;
   const remaining = new Set(ends.keys());
   try {
     await consumer.connect();
@@ -127,7 +148,7 @@ export async function readCommittedCursor(kafka: Kafka, topic: string, key: stri
         try {
           const v = JSON.parse(message.value.toString()) as CursorValue;
           const ts = Number(message.timestamp);
-          if (typeof v.seq === 'number' && (!latest || ts >= latest.ts)) latest = { seq: v.seq, ts };
+          if (typeof v.seq === 'number' && (!latest || ts >= latest.ts)) latest = { cursor: { seq: v.seq, last: v.last }, ts };
         } catch {
           // Not ours: ignore.
         }
@@ -141,23 +162,27 @@ export async function readCommittedCursor(kafka: Kafka, topic: string, key: stri
   } finally {
     await consumer.disconnect().catch(() => undefined);
   }
-  return (latest as { seq: number } | null)?.seq ?? null;
+  return (latest as { cursor: CommittedCursor } | null)?.cursor ?? null;
 }
 
 /**
  * Moves the journal cursor up to the cursor Kafka has committed: those records are in Kafka
  * already (a crash came between Kafka's commit and the local cursor update) and must not be sent
- * again. A Kafka cursor past anything this journal ever held means the journal was replaced; it
- * is ignored (the new journal's records are all new).
+ * again. The cursor is adopted only if it belongs to this journal: the last record shipped under
+ * it must be in the journal with the same seq, capture time and topic. A journal that was
+ * replaced (its seqs start again) fails that check; its records are all new and are sent.
  */
-export function adoptCommittedCursor(journal: Journal, sink: string, kafkaCursor: number | null, log: Logger): void {
-  if (kafkaCursor === null) return;
+export function adoptCommittedCursor(journal: Journal, sink: string, kafka: CommittedCursor | null, log: Logger): void {
+  if (kafka === null) return;
   const local = journal.cursor(sink);
-  if (kafkaCursor <= local) return;
-  if (kafkaCursor > journal.lastAssignedSeq) {
-    log.warn({ kafkaCursor, localCursor: local, lastSeq: journal.lastAssignedSeq }, 'the cursor in Kafka is past every record of this journal (journal replaced?); ignoring it');
-    return;
+  if (kafka.seq <= local) return;
+  const ignore = (why: string): void => log.warn({ kafkaCursor: kafka.seq, localCursor: local, lastSeq: journal.lastAssignedSeq }, `the cursor in Kafka is not this journal's (${why}; journal replaced?); ignoring it`);
+  if (kafka.seq > journal.committedSeq) return ignore('past every committed record');
+  const last = kafka.last;
+  if (last && last.seq > local) {
+    const r = journal.read(last.seq - 1, 1, Number.MAX_SAFE_INTEGER)[0];
+    if (!r || r.seq !== last.seq || String(r.time) !== last.time || r.topic !== last.topic) return ignore(`record ${last.seq} differs`);
   }
-  log.info({ kafkaCursor, localCursor: local, records: kafkaCursor - local }, 'records already committed to Kafka by an earlier run; moving the cursor instead of sending them again');
-  journal.ack(sink, kafkaCursor);
+  log.info({ kafkaCursor: kafka.seq, localCursor: local }, 'records already committed to Kafka by an earlier run; moving the cursor instead of sending them again');
+  journal.ack(sink, kafka.seq);
 }

@@ -2,7 +2,7 @@ import { Kafka, logLevel, Partitioners, type KafkaConfig, type Producer } from '
 import type { Logger } from 'pino';
 import type { SinkConfig } from '../config/load.js';
 import { systemClock, type Clock } from '../util/clock.js';
-import { compressionType, registerCodecs } from './compression.js';
+import { compressionType, registerCodec } from './compression.js';
 import { kafkajsSecurity, tokenSourceFor } from './kafka-security.js';
 import type { TokenSource } from './oauth-token.js';
 
@@ -31,7 +31,18 @@ export interface KafkaProducerClient {
    * Exactly-once clients only: the cursor last committed to Kafka with a batch, read after
    * `connect` (which fenced any older producer of this sink), or null when there is none.
    */
-  committedCursor?(): Promise<number | null>;
+  committedCursor?(): Promise<CommittedCursor | null>;
+}
+
+/** A cursor read back from Kafka, with what identifies the last record shipped under it. */
+export interface CommittedCursor {
+  seq: number;
+  /**
+   * seq, capture time and source topic of the last record that went to Kafka with it (from its
+   * sluice.* headers): lets a journal that was replaced (seqs start again) be told from the one
+   * that wrote the cursor.
+   */
+  last?: { seq: number; time: string; topic: string };
 }
 
 /** What a client factory may need besides the sink's config. */
@@ -80,7 +91,7 @@ export const createKafkajsClient: KafkaClientFactory = (cfg, clientId, logger, c
   const compression = compressionType(cfg.compression);
   return {
     async connect() {
-      await registerCodecs();
+      await registerCodec(cfg.compression);
       await producer.connect();
     },
     async send(batch, timeoutMs) {

@@ -59,7 +59,7 @@ for (const delivery of ['at_least_once', 'exactly_once'] as const) {
   test(`kill -9 at random moments, 12 times, while publishing and while draining (delivery ${delivery}): nothing missing; duplicates counted by a read_committed consumer`, async () => {
     const dir = join(base, `crash-${delivery}`);
     const topic = `readings-crash-${delivery}`;
-    const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], clientId: `sluice-crash-${delivery}`, routes: [{ match: 'dev/+device/#', topic, key: '{device}' }], sinkExtra: `delivery = "${delivery}"\n` });
+    const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], clientId: `sluice-crash-${delivery}`, sinkName: `crash-${delivery.replace(/_/g, '-')}`, routes: [{ match: 'dev/+device/#', topic, key: '{device}' }], sinkExtra: `delivery = "${delivery}"\n` });
     let daemon = Daemon.run(config).start();
     await daemon.waitForLog(/subscribed/);
     const publisher = new StreamPublisher(mosquitto.url, 50, 2000);
@@ -113,6 +113,9 @@ for (const delivery of ['at_least_once', 'exactly_once'] as const) {
       assert.deepEqual(result.missing, []);
       assert.deepEqual(result.outOfOrder, []);
       if (delivery === 'exactly_once') assert.equal(sinkDuplicates, 0, 'exactly once: no journal record twice in Kafka');
+    } catch (err) {
+      console.log(`last daemon log lines:\n${daemon.lines.slice(-30).join('\n')}`);
+      throw err;
     } finally {
       await publisher.stop().catch(() => undefined);
       await daemon.stop();
