@@ -11,6 +11,9 @@ export type ErrorCode =
   | 'SLUICE_JOURNAL_CLOSED'
   | 'SLUICE_JOURNAL_FULL'
   | 'SLUICE_KAFKA_TIMEOUT'
+  | 'SLUICE_KAFKA_AUTH'
+  | 'SLUICE_KAFKA_REJECTED'
+  | 'SLUICE_KAFKA_CURSOR'
   | 'SLUICE_MQTT_INTERNALS';
 
 export class SluiceError extends Error {

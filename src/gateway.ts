@@ -97,7 +97,7 @@ export class Gateway implements OpsView {
   }
 
   private makeSink(s: Config['sink'][number]): KafkaSink {
-    return new KafkaSink(s, { journal: this.journal, logger: this.deps.logger, metrics: this.metrics, clock: this.clock, gatewayId: this.gatewayId, createClient: this.deps.createKafkaClient });
+    return new KafkaSink(s, { journal: this.journal, logger: this.deps.logger, metrics: this.metrics, clock: this.clock, gatewayId: this.gatewayId, createClient: this.deps.createKafkaClient, reportGap: this.gaps.report });
   }
 
   private makeMqtt(m: Config['mqtt'][number]): MqttSource {

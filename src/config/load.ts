@@ -125,6 +125,9 @@ function checkCrossField(raw: RawConfig, errors: string[]): void {
     seen.set(`sink:${s.name}`, `sink[${i}]`);
     if (s.retry_min_ms > s.retry_max_ms) errors.push(`sink[${i}].retry_min_ms: must not exceed retry_max_ms (${s.retry_max_ms})`);
     if ((s.tls.cert_file === undefined) !== (s.tls.key_file === undefined)) errors.push(`sink[${i}].tls: cert_file and key_file go together`);
+    if (s.sasl) checkSasl(s.sasl, `sink[${i}].sasl`, errors);
+    // The exactly-once cursor in Kafka is a high-water mark: it cannot describe "new records sent, backlog not yet".
+    if (s.delivery === 'exactly_once' && s.drain_order === 'newest_first') errors.push(`sink[${i}].drain_order: "newest_first" cannot be combined with delivery = "exactly_once"`);
     s.route.forEach((r, j) => {
       try {
         compileFilter(r.match, { topic: r.topic, key: r.key });
@@ -178,6 +181,19 @@ function checkSerial(p: RawConfig['serial'][number], at: string, seen: Map<strin
   if (p.poll_request !== undefined && p.poll_request_hex !== undefined) errors.push(`${at}: give only one of poll_request, poll_request_hex`);
   if (p.poll_timeout_ms >= p.poll_interval_ms) errors.push(`${at}.poll_timeout_ms: must be below poll_interval_ms (${p.poll_interval_ms})`);
   if (p.reopen_min_ms > p.reopen_max_ms) errors.push(`${at}.reopen_min_ms: must not exceed reopen_max_ms (${p.reopen_max_ms})`);
+}
+
+function checkSasl(sasl: RawSasl, path: string, errors: string[]): void {
+  const hasPassword = sasl.password !== undefined || sasl.password_env !== undefined || sasl.password_file !== undefined;
+  const tokens = [sasl.token_file, sasl.token_command].filter((t) => t !== undefined).length;
+  if (sasl.mechanism === 'oauthbearer') {
+    if (tokens !== 1) errors.push(`${path}: oauthbearer needs exactly one of token_file, token_command`);
+    if (sasl.username !== undefined || hasPassword) errors.push(`${path}: oauthbearer takes a token, not username/password`);
+    return;
+  }
+  if (sasl.username === undefined) errors.push(`${path}.username: required for ${sasl.mechanism}`);
+  if (!hasPassword) errors.push(`${path}: ${sasl.mechanism} needs one of password, password_env, password_file`);
+  if (tokens > 0) errors.push(`${path}: token_file/token_command are for oauthbearer only`);
 }
 
 function resolveSecret<T extends { password?: string; password_env?: string; password_file?: string }>(

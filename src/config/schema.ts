@@ -90,12 +90,21 @@ const routeSchema = z.strictObject({
   key: z.string().optional().describe('Kafka key template, e.g. "{site}.{device}". Default: no key. Records with the same key keep their order.'),
   priority: z.number().int().min(-1000).max(1000).default(0).describe('Eviction priority of the records this route matches: when the journal must evict, the lowest priority goes first (then the oldest). Default 0.'),
   overflow: overflowSchema.optional().describe('Overrides the source\'s overflow policy for the records this route matches ("backpressure" or "drop_oldest"). Default: the source\'s.'),
+  value_format: z
+    .enum(['raw', 'envelope'])
+    .default('raw')
+    .describe('Kafka record value: "raw" = the payload as received (metadata in sluice.* headers); "envelope" = a JSON object with gateway, seq, source, topic, time and the payload (as JSON when it parses, else UTF-8 text or base64, named in payload_encoding). Default "raw".'),
 });
 
 const saslSchema = z.strictObject({
-  mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).describe('SASL mechanism.'),
-  username: z.string().min(1).describe('SASL username.'),
+  mechanism: z
+    .enum(['plain', 'scram-sha-256', 'scram-sha-512', 'oauthbearer'])
+    .describe('SASL mechanism. plain/scram-* take username and a password; oauthbearer takes token_file or token_command (Amazon MSK IAM: a token_command printing an MSK IAM token, see README).'),
+  username: z.string().min(1).optional().describe('SASL username (plain, scram-sha-256, scram-sha-512).'),
   ...secretFields,
+  token_file: z.string().optional().describe('oauthbearer: file holding the current token (e.g. written by a sidecar); read again when the token nears expiry or token_refresh_s passed.'),
+  token_command: z.string().optional().describe('oauthbearer: shell command printing a token on stdout; run again when the token nears expiry or token_refresh_s passed. Its stderr is not logged.'),
+  token_refresh_s: z.number().int().min(1).default(300).describe('oauthbearer: longest a token is reused, in seconds; a JWT is refreshed earlier, 60 s before its "exp". Default 300.'),
 });
 
 const sinkSchema = z.strictObject({
@@ -117,6 +126,26 @@ const sinkSchema = z.strictObject({
   default_topic: z.string().optional().describe('Kafka topic for records no route matches (key: none). Default: none; such records are dropped, counted and logged.'),
   tls: tlsSchema.prefault({}),
   sasl: saslSchema.optional(),
+  compression: z
+    .enum(['none', 'gzip', 'snappy', 'lz4', 'zstd'])
+    .default('zstd')
+    .describe('Compression of produce requests: "none", "gzip", "snappy", "lz4" or "zstd". "zstd" was measured the best trade of bytes on the wire against CPU on a 2-core machine (BENCHMARKS.md); consumers must support it (Kafka clients >= 2.1, librdkafka). Default "zstd".'),
+  delivery: z
+    .enum(['at_least_once', 'exactly_once'])
+    .default('at_least_once')
+    .describe('"at_least_once": a crash between Kafka\'s ack and the cursor update sends a batch again (duplicates possible). "exactly_once": records and the cursor are committed in one Kafka transaction (transactional id "sluice-<gateway.id>-<sink name>"), so read_committed consumers see each record once; needs a broker with transactions. Default "at_least_once".'),
+  cursor_topic: z
+    .string()
+    .min(1)
+    .max(249)
+    .default('sluice-cursors')
+    .describe('exactly_once: compacted topic holding each sink\'s cursor, keyed "<gateway.id>/<sink name>" (created with cleanup.policy=compact if absent). Default "sluice-cursors".'),
+  dead_letter_topic: z
+    .string()
+    .min(1)
+    .max(249)
+    .optional()
+    .describe('Kafka topic for records Kafka will never accept (too large, invalid topic): sent there with sluice.error headers instead of being retried. Default: none; such records are dropped with a gap record (sluice/gaps).'),
   route: z.array(routeSchema).default([]).describe('Routes from source topics to Kafka topics; the first match wins.'),
 });
 

@@ -1,7 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { Kafka, logLevel, Partitioners, type KafkaConfig, type Producer, type SASLOptions } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type KafkaConfig, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { SinkConfig } from '../config/load.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { compressionType, registerCodec } from './compression.js';
+import { kafkajsSecurity, tokenSourceFor } from './kafka-security.js';
+import type { TokenSource } from './oauth-token.js';
 
 /** One batch as the sink hands it to a Kafka client: per topic, messages in journal order. */
 export interface OutgoingBatch {
@@ -17,16 +20,46 @@ export interface OutgoingBatch {
  */
 export interface KafkaProducerClient {
   connect(): Promise<void>;
-  /** Resolves only when the broker confirmed every message with acks=all. */
-  send(batch: OutgoingBatch, timeoutMs: number): Promise<void>;
+  /**
+   * Resolves only when the broker confirmed every message with acks=all. `lastSeq` is the
+   * journal seq the batch ends at: an exactly-once client commits it as the cursor in the same
+   * transaction (a batch may then be empty: a cursor-only commit).
+   */
+  send(batch: OutgoingBatch, timeoutMs: number, lastSeq?: number): Promise<void>;
   disconnect(): Promise<void>;
+  /**
+   * Exactly-once clients only: the cursor last committed to Kafka with a batch, read after
+   * `connect` (which fenced any older producer of this sink), or null when there is none.
+   */
+  committedCursor?(): Promise<CommittedCursor | null>;
 }
 
-export type KafkaClientFactory = (cfg: SinkConfig, clientId: string, logger: Logger) => KafkaProducerClient;
+/** A cursor read back from Kafka, with what identifies the last record shipped under it. */
+export interface CommittedCursor {
+  seq: number;
+  /**
+   * seq, capture time and source topic of the last record that went to Kafka with it (from its
+   * sluice.* headers): lets a journal that was replaced (seqs start again) be told from the one
+   * that wrote the cursor.
+   */
+  last?: { seq: number; time: string; topic: string };
+}
 
-export const createKafkajsClient: KafkaClientFactory = (cfg, clientId, logger) => {
-  const tls = cfg.tls;
-  const config: KafkaConfig = {
+/** What a client factory may need besides the sink's config. */
+export interface KafkaClientContext {
+  gatewayId: string;
+  clock?: Clock;
+}
+
+export type KafkaClientFactory = (cfg: SinkConfig, clientId: string, logger: Logger, ctx?: KafkaClientContext) => KafkaProducerClient;
+
+/** Token sources live as long as their sink's config, not one producer: a reconnect reuses a valid token. */
+const tokenSources = new WeakMap<SinkConfig, TokenSource | undefined>();
+
+/** The kafkajs client options shared by the plain and the transactional producer. */
+export function kafkajsConfig(cfg: SinkConfig, clientId: string, logger: Logger, clock: Clock = systemClock): KafkaConfig {
+  if (!tokenSources.has(cfg)) tokenSources.set(cfg, tokenSourceFor(cfg, clock));
+  return {
     clientId,
     brokers: cfg.brokers,
     connectionTimeout: cfg.connectionTimeoutMs,
@@ -34,15 +67,7 @@ export const createKafkajsClient: KafkaClientFactory = (cfg, clientId, logger) =
     enforceRequestTimeout: true,
     // A few quick retries inside kafkajs ride out leader changes; the sink's own loop retries forever.
     retry: { retries: 2, initialRetryTime: 300, maxRetryTime: 3000 },
-    ssl: tls.enabled
-      ? {
-          ca: tls.caFile ? [readFileSync(tls.caFile, 'utf8')] : undefined,
-          cert: tls.certFile ? readFileSync(tls.certFile, 'utf8') : undefined,
-          key: tls.keyFile ? readFileSync(tls.keyFile, 'utf8') : undefined,
-          rejectUnauthorized: tls.rejectUnauthorized,
-        }
-      : undefined,
-    sasl: cfg.sasl ? ({ mechanism: cfg.sasl.mechanism, username: cfg.sasl.username, password: cfg.sasl.password?.reveal() ?? '' } as SASLOptions) : undefined,
+    ...kafkajsSecurity(cfg, clock, tokenSources.get(cfg)),
     // kafkajs logs every retry at error level; the sink logs state changes itself.
     logLevel: logLevel.WARN,
     logCreator: () => (entry) => {
@@ -50,7 +75,12 @@ export const createKafkajsClient: KafkaClientFactory = (cfg, clientId, logger) =
       logger.debug({ kafkajs: entry.namespace, ...rest }, message);
     },
   };
-  const kafka = new Kafka(config);
+}
+
+/** Plain (at-least-once) producer: acks=all, one request in flight. */
+export const createKafkajsClient: KafkaClientFactory = (cfg, clientId, logger, ctx) => {
+  if (cfg.delivery === 'exactly_once') return createTransactionalClientLazily(cfg, clientId, logger, ctx);
+  const kafka = new Kafka(kafkajsConfig(cfg, clientId, logger, ctx?.clock));
   const producer: Producer = kafka.producer({
     allowAutoTopicCreation: true,
     idempotent: false,
@@ -58,11 +88,34 @@ export const createKafkajsClient: KafkaClientFactory = (cfg, clientId, logger) =
     maxInFlightRequests: 1,
     createPartitioner: Partitioners.DefaultPartitioner,
   });
+  const compression = compressionType(cfg.compression);
   return {
-    connect: () => producer.connect(),
+    async connect() {
+      await registerCodec(cfg.compression);
+      await producer.connect();
+    },
     async send(batch, timeoutMs) {
-      await producer.sendBatch({ topicMessages: batch.topicMessages, acks: -1, timeout: timeoutMs });
+      if (batch.topicMessages.length === 0) return;
+      await producer.sendBatch({ topicMessages: batch.topicMessages, acks: -1, timeout: timeoutMs, compression });
     },
     disconnect: () => producer.disconnect(),
   };
 };
+
+/** exactly-once.ts imports this file's helpers; load it on first use to keep the import graph acyclic. */
+function createTransactionalClientLazily(cfg: SinkConfig, clientId: string, logger: Logger, ctx?: KafkaClientContext): KafkaProducerClient {
+  let inner: KafkaProducerClient | null = null;
+  const load = async (): Promise<KafkaProducerClient> => {
+    if (!inner) {
+      const { createTransactionalClient } = await import('./exactly-once.js');
+      inner = createTransactionalClient(cfg, clientId, logger, ctx);
+    }
+    return inner;
+  };
+  return {
+    connect: async () => (await load()).connect(),
+    send: async (batch, timeoutMs, lastSeq) => (await load()).send(batch, timeoutMs, lastSeq),
+    disconnect: async () => inner?.disconnect(),
+    committedCursor: async () => (await load()).committedCursor!(),
+  };
+}

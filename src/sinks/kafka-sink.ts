@@ -13,6 +13,11 @@ import { createKafkajsClient, type KafkaClientFactory, type KafkaProducerClient,
 import { DrainProgress } from './drain-progress.js';
 import { RateLimiter, wireBytes } from './rate-limiter.js';
 import { Router } from './router.js';
+import type { ReportGap } from '../journal/gaps.js';
+import { RejectHandler, neverAcceptedReason } from './dead-letter.js';
+import { encodeValue } from './envelope.js';
+import { adoptCommittedCursor } from './exactly-once.js';
+import { securityHint } from './kafka-security.js';
 
 export interface KafkaSinkDeps {
   journal: Journal;
@@ -22,6 +27,8 @@ export interface KafkaSinkDeps {
   gatewayId: string;
   /** Default: kafkajs. */
   createClient?: KafkaClientFactory;
+  /** Where records Kafka refuses for good are reported when they are dropped (no dead-letter topic). */
+  reportGap?: ReportGap;
 }
 
 /** Extra time past the request timeout before the sink gives up on a send kafkajs has not ended. */
@@ -49,6 +56,9 @@ export class KafkaSink implements Component {
   /** newest_first: the backlog is (cursor, backlogEnd]; fresh records after it went out through `head`. */
   private backlogEnd = 0;
   private head = 0;
+  private readonly rejects: RejectHandler;
+  /** Where a batch's confirmation goes (cursor, or newest_first's head); the dead-letter path uses it too. */
+  private confirmRejected: (lastSeq: number) => void = (seq) => this.advance(seq);
 
   constructor(
     private readonly cfg: SinkConfig,
@@ -61,6 +71,20 @@ export class KafkaSink implements Component {
     this.backoff = new Backoff({ initialMs: cfg.retryMinMs, maxMs: cfg.retryMaxMs });
     this.limiter = cfg.maxBytesPerSecond ? new RateLimiter(cfg.maxBytesPerSecond, deps.clock) : null;
     this.progress = new DrainProgress({ sink: cfg.name, intervalMs: cfg.progressIntervalS * 1000, behindThreshold: cfg.batchMaxRecords, clock: deps.clock, logger: this.log, metrics: deps.metrics });
+    // Hook (dead-letter.ts): isolates records Kafka refuses for good.
+    this.rejects = new RejectHandler({
+      sinkName: cfg.name,
+      deadLetterTopic: cfg.deadLetterTopic,
+      logger: this.log,
+      metrics: deps.metrics,
+      reportGap: deps.reportGap,
+      toBatch: (records) => this.toBatch(records),
+      send: async (batch, lastSeq) => {
+        const client = await this.connectedClient();
+        await withTimeout(client.send(batch, this.cfg.requestTimeoutMs, lastSeq), this.cfg.requestTimeoutMs + SEND_GRACE_MS);
+        this.confirmRejected(lastSeq);
+      },
+    });
   }
 
   async start(): Promise<void> {
@@ -155,10 +179,26 @@ export class KafkaSink implements Component {
     this.deps.journal.inFlight(this.cfg.name, last);
     try {
       const client = await this.connectedClient();
-      await withTimeout(client.send(batch, this.cfg.requestTimeoutMs), this.cfg.requestTimeoutMs + SEND_GRACE_MS);
+      // Hook (exactly-once): connecting may have moved the cursor past this batch; re-read.
+      if (this.deps.journal.cursor(this.cfg.name) >= records[0]!.seq) {
+        this.deps.journal.inFlight(this.cfg.name, null);
+        return;
+      }
+      await withTimeout(client.send(batch, this.cfg.requestTimeoutMs, last), this.cfg.requestTimeoutMs + SEND_GRACE_MS);
     } catch (err) {
       this.deps.journal.inFlight(this.cfg.name, null);
       this.limiter?.refund(bytes);
+      // Hook (dead-letter.ts): records Kafka will never accept are isolated, not retried forever.
+      if (neverAcceptedReason(err)) {
+        this.confirmRejected = confirmed;
+        try {
+          await this.rejects.isolate(records);
+        } catch (again) {
+          if (isRetriable(again)) await sleep(this.noteFailure(again), this.abort.signal);
+          else throw again;
+        }
+        return;
+      }
       if (!isRetriable(err)) {
         // A bug, not an outage: retrying cannot fix it. Stop shipping; the records stay journaled.
         this.log.fatal({ err }, 'Kafka sink stopped by a programming error; records stay in the journal until sluice is fixed and restarted');
@@ -192,7 +232,7 @@ export class KafkaSink implements Component {
     const delay = this.backoff.next();
     if (this.failingSince === null) {
       this.failingSince = this.deps.clock.now();
-      this.log.warn({ err: errorMessage(err), brokers: this.cfg.brokers }, 'cannot ship to Kafka; records stay in the journal, retrying with backoff');
+      this.log.warn({ err: errorMessage(err), hint: securityHint(err), brokers: this.cfg.brokers }, 'cannot ship to Kafka; records stay in the journal, retrying with backoff');
     } else {
       this.log.debug({ err: errorMessage(err), retryInMs: delay }, 'Kafka send failed again');
     }
@@ -212,7 +252,7 @@ export class KafkaSink implements Component {
   private toBatch(records: JournalRecord[]): OutgoingBatch {
     const byTopic = new Map<string, OutgoingBatch['topicMessages'][number]['messages']>();
     for (const r of records) {
-      const target = this.router.route(r.topic) ?? (r.topic === GAP_TOPIC ? { topic: this.cfg.gapTopic, key: r.key } : null);
+      const target = this.router.route(r.topic) ?? (r.topic === GAP_TOPIC ? { topic: this.cfg.gapTopic, key: r.key, valueFormat: 'raw' as const } : null);
       if (!target) {
         this.deps.metrics.inc('sluice_sink_unrouted_total', { sink: this.cfg.name });
         this.once.warn(`unrouted:${r.topic}`, { topic: r.topic, seq: r.seq }, 'no route matches this topic and no default_topic is set; record skipped by this sink');
@@ -228,7 +268,8 @@ export class KafkaSink implements Component {
         'sluice.topic': r.topic,
         'sluice.time': String(r.time),
       };
-      list.push({ key: target.key ?? r.key, value: r.payload, timestamp: String(Math.round(r.time)), headers });
+      const key = target.key ?? r.key;
+      list.push({ key, value: encodeValue(target.valueFormat, r, this.deps.gatewayId, key), timestamp: String(Math.round(r.time)), headers });
     }
     return { topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) };
   }
@@ -236,10 +277,12 @@ export class KafkaSink implements Component {
   private async connectedClient(): Promise<KafkaProducerClient> {
     if (this.client) return this.client;
     const factory = this.deps.createClient ?? createKafkajsClient;
-    const client = factory(this.cfg, this.cfg.clientId ?? `sluice-${this.deps.gatewayId}`, this.log);
+    const client = factory(this.cfg, this.cfg.clientId ?? `sluice-${this.deps.gatewayId}`, this.log, { gatewayId: this.deps.gatewayId, clock: this.deps.clock });
     this.client = client;
     try {
       await withTimeout(client.connect(), this.cfg.connectionTimeoutMs + this.cfg.requestTimeoutMs);
+      // Hook (exactly-once): records Kafka already committed with a cursor are not sent again.
+      if (client.committedCursor) adoptCommittedCursor(this.deps.journal, this.cfg.name, await client.committedCursor(), this.log);
     } catch (err) {
       this.dropClient();
       throw err;

@@ -1,19 +1,24 @@
 import type { RouteConfig } from '../config/load.js';
 import { compileFilter, type RouteTarget, type TopicMatcher } from './topic-filter.js';
 
+/** Where a record goes, and in what form its value is written. */
+export interface RoutedTarget extends RouteTarget {
+  valueFormat: RouteConfig['valueFormat'];
+}
+
 /** A sink's routes in order, plus its default topic: the first match wins. */
 export class Router {
-  private readonly matchers: TopicMatcher[];
+  private readonly matchers: { match: TopicMatcher; valueFormat: RouteConfig['valueFormat'] }[];
 
-  constructor(routes: readonly Pick<RouteConfig, 'match' | 'topic' | 'key'>[], private readonly defaultTopic?: string) {
-    this.matchers = routes.map((r) => compileFilter(r.match, { topic: r.topic, key: r.key }));
+  constructor(routes: readonly (Pick<RouteConfig, 'match' | 'topic' | 'key'> & { valueFormat?: RouteConfig['valueFormat'] })[], private readonly defaultTopic?: string) {
+    this.matchers = routes.map((r) => ({ match: compileFilter(r.match, { topic: r.topic, key: r.key }), valueFormat: r.valueFormat ?? 'raw' }));
   }
 
-  route(topic: string): RouteTarget | null {
+  route(topic: string): RoutedTarget | null {
     for (const m of this.matchers) {
-      const t = m(topic);
-      if (t) return t;
+      const t = m.match(topic);
+      if (t) return { ...t, valueFormat: m.valueFormat };
     }
-    return this.defaultTopic ? { topic: this.defaultTopic, key: null } : null;
+    return this.defaultTopic ? { topic: this.defaultTopic, key: null, valueFormat: 'raw' } : null;
   }
 }

@@ -28,6 +28,10 @@ export interface TestConfig {
   healthIntervalS?: number;
   /** Log level; default "info". */
   logLevel?: string;
+  /** Name of the [[sink]]. Default "kafka". */
+  sinkName?: string;
+  /** Whole extra TOML tables appended at the end (e.g. a second [[sink]]). */
+  extraTables?: string;
 }
 
 /** Writes a config for a daemon under test; returns its path. Timeouts are short so tests move. */
@@ -68,7 +72,7 @@ topic = "${c.subscribe ?? 'dev/#'}"
 qos = 1
 
 [[sink]]
-name = "kafka"
+name = "${c.sinkName ?? 'kafka'}"
 brokers = [${c.brokers.map((b) => `"${b}"`).join(', ')}]
 request_timeout_ms = 5000
 connection_timeout_ms = 2000
@@ -76,6 +80,7 @@ retry_min_ms = 200
 retry_max_ms = 2000
 ${c.sinkExtra ?? ''}
 ${routes.map((r) => `[[sink.route]]\nmatch = "${r.match}"\ntopic = "${r.topic}"\n${r.key ? `key = "${r.key}"\n` : ''}`).join('\n')}
+${c.extraTables ?? ''}
 `;
   mkdirSync(c.dir, { recursive: true });
   const path = join(c.dir, 'sluice.toml');

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, openSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { freePort } from './net.js';
+import type { TestPki } from './pki.js';
 import { waitFor } from './wait-for.js';
 
 const root = resolve(import.meta.dirname, '../../..');
@@ -12,23 +13,80 @@ export function kafkaLibs(): string {
   return execFileSync('bash', [join(root, 'scripts/fetch-kafka.sh')], { encoding: 'utf8' }).trim();
 }
 
+/** Secured listeners a test broker can open besides its PLAINTEXT one (which the helpers keep using). */
+export interface KafkaSecurityOptions {
+  /** Server key/certificate and the CA it trusts for client certificates. */
+  pki: TestPki;
+  /** SCRAM-SHA-512 and SCRAM-SHA-256 users, created at format time (`kafka-storage format --add-scram`). */
+  scramUsers?: { name: string; password: string }[];
+  /** SASL/PLAIN users (held in the broker's JAAS config). */
+  plainUsers?: { name: string; password: string }[];
+}
+
+export interface KafkaBrokerOptions {
+  partitions?: number;
+  heapMb?: number;
+  /** Opens a SASL_SSL listener (SCRAM, PLAIN, unsecured-JWT OAUTHBEARER) and an SSL listener that requires a client certificate. */
+  security?: KafkaSecurityOptions;
+  /** Extra server.properties lines, e.g. "message.max.bytes=20000". */
+  extraProps?: string[];
+  /** Port clients are told to use (a proxy in front of the broker). */
+  advertisedPort?: number;
+}
+
 /**
  * A real Apache Kafka broker (combined broker + controller, KRaft) on free loopback ports,
  * with its data in `dir`, so it can be stopped and started again with its log intact.
  */
 export class KafkaBroker {
   port = 0;
+  /** SASL_SSL listener port (0 without `security`). */
+  saslSslPort = 0;
+  /** SSL listener with required client certificates (0 without `security`). */
+  sslPort = 0;
   private controllerPort = 0;
   private proc: ChildProcess | null = null;
   private readonly libs = kafkaLibs();
 
   constructor(
     private readonly dir: string,
-    private readonly opts: { partitions?: number; heapMb?: number; /** Port clients are told to use (a proxy in front of the broker). */ advertisedPort?: number } = {},
+    private readonly opts: KafkaBrokerOptions = {},
   ) {}
 
   get bootstrap(): string {
     return `127.0.0.1:${this.port}`;
+  }
+
+  get saslSslBootstrap(): string {
+    return `127.0.0.1:${this.saslSslPort}`;
+  }
+
+  get sslBootstrap(): string {
+    return `127.0.0.1:${this.sslPort}`;
+  }
+
+  private securityProps(): { listeners: string[]; map: string[]; props: string[] } {
+    const sec = this.opts.security;
+    if (!sec) return { listeners: [], map: [], props: [] };
+    const jaas = (module: string, opts = ''): string => `org.apache.kafka.common.security.${module} required${opts ? ` ${opts}` : ''};`;
+    const plain = (sec.plainUsers ?? []).map((u) => `user_${u.name}="${u.password}"`).join(' ');
+    return {
+      listeners: [`SASL_SSL://127.0.0.1:${this.saslSslPort}`, `SSL://127.0.0.1:${this.sslPort}`],
+      map: ['SASL_SSL:SASL_SSL', 'SSL:SSL'],
+      props: [
+        'ssl.keystore.type=PEM',
+        `ssl.keystore.location=${sec.pki.serverKeystore}`,
+        'ssl.truststore.type=PEM',
+        `ssl.truststore.location=${sec.pki.caCert}`,
+        'listener.name.ssl.ssl.client.auth=required',
+        'listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN,OAUTHBEARER',
+        `listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=${jaas('scram.ScramLoginModule')}`,
+        `listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=${jaas('scram.ScramLoginModule')}`,
+        `listener.name.sasl_ssl.plain.sasl.jaas.config=${jaas('plain.PlainLoginModule', plain)}`,
+        // Kafka's unsecured-JWT validator: accepts alg "none" tokens, checks exp and sub. Enough to test token handling.
+        `listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=${jaas('oauthbearer.OAuthBearerLoginModule', 'unsecuredLoginStringClaim_sub="broker"')}`,
+      ],
+    };
   }
 
   async start(): Promise<void> {
@@ -36,6 +94,11 @@ export class KafkaBroker {
     if (!this.port) {
       this.port = await freePort();
       this.controllerPort = await freePort();
+      if (this.opts.security) {
+        this.saslSslPort = await freePort();
+        this.sslPort = await freePort();
+      }
+      const sec = this.securityProps();
       mkdirSync(this.dir, { recursive: true });
       writeFileSync(
         props,
@@ -43,10 +106,10 @@ export class KafkaBroker {
           'process.roles=broker,controller',
           'node.id=1',
           `controller.quorum.voters=1@127.0.0.1:${this.controllerPort}`,
-          `listeners=PLAINTEXT://127.0.0.1:${this.port},CONTROLLER://127.0.0.1:${this.controllerPort}`,
-          `advertised.listeners=PLAINTEXT://127.0.0.1:${this.opts.advertisedPort ?? this.port}`,
+          `listeners=${[`PLAINTEXT://127.0.0.1:${this.port}`, `CONTROLLER://127.0.0.1:${this.controllerPort}`, ...sec.listeners].join(',')}`,
+          `advertised.listeners=${[`PLAINTEXT://127.0.0.1:${this.opts.advertisedPort ?? this.port}`, ...sec.listeners].join(',')}`,
           'controller.listener.names=CONTROLLER',
-          'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+          `listener.security.protocol.map=${['PLAINTEXT:PLAINTEXT', 'CONTROLLER:PLAINTEXT', ...sec.map].join(',')}`,
           'inter.broker.listener.name=PLAINTEXT',
           `log.dirs=${join(this.dir, 'data')}`,
           `num.partitions=${this.opts.partitions ?? 3}`,
@@ -55,12 +118,15 @@ export class KafkaBroker {
           'transaction.state.log.min.isr=1',
           'group.initial.rebalance.delay.ms=0',
           'auto.create.topics.enable=true',
+          ...sec.props,
+          ...(this.opts.extraProps ?? []),
           '',
         ].join('\n'),
       );
     }
     if (!existsSync(join(this.dir, 'data', 'meta.properties'))) {
-      execFileSync('java', ['-cp', `${this.libs}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId()}`, '-c', props], { stdio: 'ignore' });
+      const scram = (this.opts.security?.scramUsers ?? []).flatMap((u) => ['SCRAM-SHA-512', 'SCRAM-SHA-256'].flatMap((m) => ['--add-scram', `${m}=[name=${u.name},password=${u.password}]`]));
+      execFileSync('java', ['-cp', `${this.libs}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId()}`, '-c', props, ...scram], { stdio: 'ignore' });
     }
     const log = openSync(join(this.dir, 'kafka.log'), 'a');
     this.proc = spawn(

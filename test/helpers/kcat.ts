@@ -44,11 +44,14 @@ export function consumeAll(bootstrap: string, topic: string, extra: string[] = [
 }
 
 /** Like consumeAll, but an absent topic reads as empty. */
-export async function consumeOrEmpty(bootstrap: string, topic: string): Promise<KafkaMessage[]> {
+export async function consumeOrEmpty(bootstrap: string, topic: string, extra: string[] = []): Promise<KafkaMessage[]> {
   try {
-    return await consumeAll(bootstrap, topic);
+    return await consumeAll(bootstrap, topic, extra);
   } catch (err) {
     if (/Unknown topic|not available|UNKNOWN_TOPIC/i.test(String(err))) return [];
     throw err;
   }
 }
+
+/** kcat options for a consumer that sees committed transactions only. */
+export const READ_COMMITTED = ['-X', 'isolation.level=read_committed'];

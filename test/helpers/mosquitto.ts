@@ -1,30 +1,57 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canConnect, freePort } from './net.js';
+import type { TestPki } from './pki.js';
 import { waitFor } from './wait-for.js';
 
 /** A real Mosquitto broker on a free loopback port, with persistence in `dir`. */
 export class MosquittoBroker {
   port = 0;
+  /** TLS listener port (0 without `tls`): client certificate and username/password required. */
+  tlsPort = 0;
   private proc: ChildProcess | null = null;
 
   constructor(
     private readonly dir: string,
-    private readonly opts: { persistence?: boolean } = {},
+    private readonly opts: { persistence?: boolean; tls?: { pki: TestPki; users: { name: string; password: string }[] } } = {},
   ) {}
 
   get url(): string {
     return `mqtt://127.0.0.1:${this.port}`;
   }
 
+  get tlsUrl(): string {
+    return `mqtts://127.0.0.1:${this.tlsPort}`;
+  }
+
+  /** The TLS listener's lines: anonymous stays allowed on the plain listener only. */
+  private tlsLines(): string[] {
+    const tls = this.opts.tls;
+    if (!tls) return [];
+    const pwFile = join(this.dir, 'passwords');
+    writeFileSync(pwFile, '');
+    for (const u of tls.users) execFileSync('mosquitto_passwd', ['-b', pwFile, u.name, u.password], { stdio: 'ignore' });
+    return [
+      `listener ${this.tlsPort} 127.0.0.1`,
+      'allow_anonymous false',
+      `password_file ${pwFile}`,
+      `cafile ${tls.pki.caCert}`,
+      `certfile ${tls.pki.serverCert}`,
+      `keyfile ${tls.pki.serverKey}`,
+      'require_certificate true',
+    ];
+  }
+
   async start(): Promise<void> {
     if (!this.port) this.port = await freePort();
+    if (this.opts.tls && !this.tlsPort) this.tlsPort = await freePort();
     mkdirSync(join(this.dir, 'data'), { recursive: true });
     const conf = join(this.dir, 'mosquitto.conf');
     writeFileSync(
       conf,
       [
+        ...(this.opts.tls ? ['per_listener_settings true'] : []),
         `listener ${this.port} 127.0.0.1`,
         'allow_anonymous true',
         `persistence ${this.opts.persistence === false ? 'false' : 'true'}`,
@@ -38,6 +65,7 @@ export class MosquittoBroker {
         `log_dest file ${join(this.dir, 'mosquitto.log')}`,
         'log_type error',
         'log_type warning',
+        ...this.tlsLines(),
         '',
       ].join('\n'),
     );

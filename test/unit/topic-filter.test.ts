@@ -35,8 +35,9 @@ test('router: first match wins, then the default topic, else null', () => {
     { match: 'a/+x/#', topic: 'general', key: '{x}' },
   ];
   const r = new Router(routes);
-  assert.deepEqual(r.route('a/1/special'), { topic: 'special', key: '1' });
-  assert.deepEqual(r.route('a/1/other'), { topic: 'general', key: '1' });
+  assert.deepEqual(r.route('a/1/special'), { topic: 'special', key: '1', valueFormat: 'raw' });
+  assert.deepEqual(r.route('a/1/other'), { topic: 'general', key: '1', valueFormat: 'raw' });
   assert.equal(r.route('b/1'), null);
-  assert.deepEqual(new Router(routes, 'fallback').route('b/1'), { topic: 'fallback', key: null });
+  assert.deepEqual(new Router(routes, 'fallback').route('b/1'), { topic: 'fallback', key: null, valueFormat: 'raw' });
+  assert.equal(new Router([{ ...routes[0]!, valueFormat: 'envelope' as const }]).route('a/2/special')?.valueFormat, 'envelope');
 });

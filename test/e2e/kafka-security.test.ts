@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { Daemon, writeConfig } from '../helpers/daemon.js';
+import { journalCounts } from '../helpers/journal-file.js';
+import { KafkaBroker } from '../helpers/kafka.js';
+import { consumeOrEmpty } from '../helpers/kcat.js';
+import { MosquittoBroker } from '../helpers/mosquitto.js';
+import { makeTestPki } from '../helpers/pki.js';
+import { Publisher } from '../helpers/publisher.js';
+import { tempDir } from '../helpers/tmp.js';
+import { checkDelivery, expectedReadings } from '../helpers/verify.js';
+import { delay, waitFor } from '../helpers/wait-for.js';
+
+const PASSWORD = 'Sluice-Scram-Secret-7f3a9c';
+const tmp = tempDir();
+const pki = makeTestPki(join(tmp.path, 'pki'));
+const mosquitto = new MosquittoBroker(join(tmp.path, 'mosquitto'));
+const kafka = new KafkaBroker(join(tmp.path, 'kafka'), { security: { pki, scramUsers: [{ name: 'gateway', password: PASSWORD }] } });
+before(async () => {
+  await mosquitto.start();
+  await kafka.start();
+});
+after(async () => {
+  await kafka.stop();
+  await mosquitto.stop();
+  tmp.cleanup();
+});
+
+/** Publishes readings, checks they are journaled and not shipped while the config is wrong, then fixed. */
+async function wrongThenFixed(name: string, opts: { brokers: string; wrongExtra: string; rightExtra: string; expectHint: RegExp; before?: () => void; fix?: () => void }): Promise<Daemon[]> {
+  const dir = join(tmp.path, name);
+  const topic = `readings-${name}`;
+  const routes = [{ match: 'dev/+device/#', topic, key: '{device}' }];
+  const base = { dir, mqttUrl: mosquitto.url, brokers: [opts.brokers], routes, clientId: `sluice-${name}`, logLevel: 'debug' };
+  opts.before?.();
+  const config = writeConfig({ ...base, sinkExtra: opts.wrongExtra });
+  const wrong = Daemon.run(config).start();
+  const daemons = [wrong];
+  try {
+    await wrong.waitForLog(/subscribed/);
+    const pub = new Publisher(mosquitto.url);
+    await pub.connect();
+    assert.equal(await pub.publishMany(5, 40), 200);
+    await pub.close();
+    const line = await wrong.waitForLog(/cannot ship to Kafka/);
+    assert.match(line, opts.expectHint, 'the one error line says what to fix');
+    console.log(`${name}: ${line}`);
+    // Let it retry for a while: the line is not repeated and retries back off.
+    await delay(5000);
+    assert.equal(wrong.countLogs(/cannot ship to Kafka/), 1, 'one clear error line per outage');
+    const retries = wrong.countLogs(/Kafka send failed again/);
+    // retry_min_ms 200 doubling to retry_max_ms 2000: a handful in 5 s, never a tight loop.
+    assert.ok(retries >= 1 && retries <= 15, `retries in 5 s: ${retries}`);
+    assert.equal(journalCounts(join(dir, 'journal.db')).records, 200, 'records stay journaled');
+    assert.equal((await consumeOrEmpty(kafka.bootstrap, topic)).length, 0);
+    assert.equal(await wrong.stop(), 0);
+
+    opts.fix?.();
+    writeConfig({ ...base, sinkExtra: opts.rightExtra });
+    const right = Daemon.run(config).start();
+    daemons.push(right);
+    const messages = await waitFor(
+      async () => {
+        const m = await consumeOrEmpty(kafka.bootstrap, topic);
+        return m.length >= 200 ? m : null;
+      },
+      { timeoutMs: 60000, intervalMs: 500, what: '200 messages after the fix' },
+    );
+    const r = checkDelivery(messages, expectedReadings(5, 40));
+    assert.deepEqual(r.missing, []);
+    assert.equal(r.duplicates, 0);
+    await waitFor(() => journalCounts(join(dir, 'journal.db')).rows === 0, { what: 'journal drained' });
+    assert.equal(await right.stop(), 0);
+    return daemons;
+  } finally {
+    for (const d of daemons) await d.stop();
+  }
+}
+
+test('SASL_SSL with SCRAM-SHA-512: a wrong password gives one clear line, records wait, backoff; the fixed password (from a file) ships them; the password is never printed', async () => {
+  const pwFile = join(tmp.path, 'kafka-password');
+  const daemons = await wrongThenFixed('scram', {
+    brokers: kafka.saslSslBootstrap,
+    before: () => writeFileSync(pwFile, 'not-the-password\n'),
+    wrongExtra: `[sink.tls]\nenabled = true\nca_file = "${pki.caCert}"\n[sink.sasl]\nmechanism = "scram-sha-512"\nusername = "gateway"\npassword_file = "${pwFile}"\n`,
+    fix: () => writeFileSync(pwFile, `${PASSWORD}\n`),
+    rightExtra: `[sink.tls]\nenabled = true\nca_file = "${pki.caCert}"\n[sink.sasl]\nmechanism = "scram-sha-512"\nusername = "gateway"\npassword_file = "${pwFile}"\n`,
+    expectHint: /SASL/,
+  });
+  const output = daemons.flatMap((d) => d.lines).join('\n');
+  assert.ok(output.length > 1000, 'debug output was captured');
+  assert.ok(!output.includes(PASSWORD), 'the SASL password never appears in the output');
+  assert.ok(!output.includes('not-the-password'), 'nor the wrong one');
+});
+
+test('SASL_SSL with SCRAM-SHA-512, password from the environment: ships', async () => {
+  const dir = join(tmp.path, 'scram-env');
+  const topic = 'readings-scram-env';
+  const config = writeConfig({
+    dir,
+    mqttUrl: mosquitto.url,
+    brokers: [kafka.saslSslBootstrap],
+    clientId: 'sluice-scram-env',
+    routes: [{ match: 'dev/+device/#', topic, key: '{device}' }],
+    sinkExtra: `[sink.tls]\nenabled = true\nca_file = "${pki.caCert}"\n[sink.sasl]\nmechanism = "scram-sha-512"\nusername = "gateway"\npassword_env = "TEST_KAFKA_PW"\n`,
+  });
+  const daemon = Daemon.run(config, { TEST_KAFKA_PW: PASSWORD }).start();
+  try {
+    await daemon.waitForLog(/subscribed/);
+    const pub = new Publisher(mosquitto.url);
+    await pub.connect();
+    await pub.publishMany(2, 10);
+    await pub.close();
+    await waitFor(async () => (await consumeOrEmpty(kafka.bootstrap, topic)).length >= 20, { timeoutMs: 30000, what: '20 messages' });
+    assert.ok(!daemon.lines.join('\n').includes(PASSWORD));
+  } finally {
+    assert.equal(await daemon.stop(), 0);
+  }
+});
+
+test('mutual TLS: an untrusted server certificate gives one clear line and records wait; trusting the right CA ships them', async () => {
+  const mtls = (ca: string): string => `[sink.tls]\nenabled = true\nca_file = "${ca}"\ncert_file = "${pki.clientCert}"\nkey_file = "${pki.clientKey}"\n`;
+  await wrongThenFixed('mtls', {
+    brokers: kafka.sslBootstrap,
+    wrongExtra: mtls(pki.otherCaCert),
+    rightExtra: mtls(pki.caCert),
+    expectHint: /TLS handshake failed/,
+  });
+});
+
+test('mutual TLS: a client certificate the broker does not trust is refused; records wait', async () => {
+  const dir = join(tmp.path, 'mtls-client');
+  const topic = 'readings-mtls-client';
+  const config = writeConfig({
+    dir,
+    mqttUrl: mosquitto.url,
+    brokers: [kafka.sslBootstrap],
+    clientId: 'sluice-mtls-client',
+    routes: [{ match: 'dev/+device/#', topic, key: '{device}' }],
+    sinkExtra: `[sink.tls]\nenabled = true\nca_file = "${pki.caCert}"\ncert_file = "${pki.otherClientCert}"\nkey_file = "${pki.otherClientKey}"\n`,
+  });
+  const daemon = Daemon.run(config).start();
+  try {
+    await daemon.waitForLog(/subscribed/);
+    const pub = new Publisher(mosquitto.url);
+    await pub.connect();
+    await pub.publishMany(2, 10);
+    await pub.close();
+    await daemon.waitForLog(/cannot ship to Kafka/);
+    await waitFor(() => journalCounts(join(dir, 'journal.db')).records === 20, { what: '20 journaled' });
+    assert.equal((await consumeOrEmpty(kafka.bootstrap, topic)).length, 0);
+  } finally {
+    assert.equal(await daemon.stop(), 0);
+  }
+});
+
+test('SASL_SSL with OAUTHBEARER: a token from a command ships; an expired token is refused with one clear line', async () => {
+  // Kafka's unsecured-JWT validator on the test broker accepts alg "none" tokens with a subject and a valid exp.
+  const jwt = (expS: number): string => `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'gateway', iat: Math.floor(Date.now() / 1000) - 10, exp: expS })).toString('base64url')}.`;
+  const script = join(tmp.path, 'token.sh');
+  const now = Math.floor(Date.now() / 1000);
+  writeFileSync(script, `echo "${jwt(now - 600)}"\n`);
+  await wrongThenFixed('oauth', {
+    brokers: kafka.saslSslBootstrap,
+    wrongExtra: `[sink.tls]\nenabled = true\nca_file = "${pki.caCert}"\n[sink.sasl]\nmechanism = "oauthbearer"\ntoken_command = "sh ${script}"\ntoken_refresh_s = 1\n`,
+    fix: () => writeFileSync(script, `echo "${jwt(now + 3600)}"\n`),
+    rightExtra: `[sink.tls]\nenabled = true\nca_file = "${pki.caCert}"\n[sink.sasl]\nmechanism = "oauthbearer"\ntoken_command = "sh ${script}"\ntoken_refresh_s = 1\n`,
+    expectHint: /SASL/,
+  });
+});
