@@ -423,7 +423,11 @@ async function main(): Promise<void> {
   const notesPath = join(repoRoot, 'scripts/bench/NOTES.md');
   const notes = smoke ? [] : readFileSync(notesPath, 'utf8').split('\n');
   const mdPath = smoke ? join(outDir, 'BENCHMARKS.md') : join(repoRoot, 'BENCHMARKS.md');
-  const md = report(info, notes);
+  let md = report(info, notes);
+  // The compression section is written by scripts/bench/compression.ts: keep it.
+  const previous = smoke ? '' : readFileSync(mdPath, 'utf8');
+  const section = /<!-- compression:begin[\s\S]*?<!-- compression:end -->\n?/.exec(previous);
+  if (section) md = `${md.trimEnd()}\n\n${section[0]}`;
   writeFileSync(mdPath, md);
   process.stdout.write(`${md}\nfigures: ${jsonPath}\ntable: ${mdPath}\n`);
 }
