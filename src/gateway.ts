@@ -313,7 +313,7 @@ export class Gateway implements OpsView {
   }
 
   sourceStates(): { name: string; state: string }[] {
-    const out = this.sources.map((s) => ({ name: s.name, state: this.started.has(s) ? s.connectionState : 'stopped' }));
+    const out = [...this.sources, ...this.serialSources].map((s) => ({ name: s.name, state: this.started.has(s) ? s.connectionState : 'stopped' }));
     if (this.health) out.push({ name: this.health.name, state: this.started.has(this.health) ? 'running' : 'stopped' });
     return out;
   }

@@ -93,6 +93,11 @@ export class SerialSource implements Component {
   }
 
   /** True while the port is open. */
+  /** For status: idle, opening, open or lost. */
+  get connectionState(): string {
+    return this.state;
+  }
+
   get isOpen(): boolean {
     return this.state === 'open';
   }
