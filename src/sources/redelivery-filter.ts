@@ -21,16 +21,18 @@ import type { CommitSidecar } from '../journal/journal.js';
  */
 
 interface Entry {
-  topicCrc: number;
-  payloadCrc: number;
+  /** CRC-32 of topic and payload. */
+  crc: number;
   /** Seq whose commit the ack must wait for; 0 when loaded from disk (committed). */
   seq: number;
   /** Connection generation the entry was taken (or last matched) on. */
   generation: number;
 }
 
-/** Bytes per persisted entry: message id (2) + topic CRC-32 (4) + payload CRC-32 (4). */
-const ENTRY_BYTES = 10;
+/** Bytes per persisted entry: message id (2) + CRC-32 of topic and payload (4). */
+const ENTRY_BYTES = 6;
+/** Topics repeat: their CRC is remembered (a few hundred topics at most on a gateway). */
+const TOPIC_CACHE_MAX = 1024;
 
 export class RedeliveryFilter {
   private readonly entries = new Map<number, Entry>();
@@ -38,12 +40,24 @@ export class RedeliveryFilter {
   /** Entries from earlier connections (or runs) are still present until the first non-DUP message. */
   private carriedOver = false;
   private changes = 0;
+  private readonly topicCrcs = new Map<string, number>();
+
+  /** A false match needs the same id, DUP=1 and this 32-bit value of another message: see above. */
+  private hash(topic: string, payload: Buffer): number {
+    let t = this.topicCrcs.get(topic);
+    if (t === undefined) {
+      if (this.topicCrcs.size >= TOPIC_CACHE_MAX) this.topicCrcs.clear();
+      t = crc32(topic);
+      this.topicCrcs.set(topic, t);
+    }
+    return crc32(payload, t);
+  }
 
   /** Restores the set persisted with the last commit of the previous run. */
   load(data: Buffer | null): void {
     if (!data) return;
     for (let o = 0; o + ENTRY_BYTES <= data.length; o += ENTRY_BYTES) {
-      this.entries.set(data.readUInt16BE(o), { topicCrc: data.readUInt32BE(o + 2), payloadCrc: data.readUInt32BE(o + 6), seq: 0, generation: -1 });
+      this.entries.set(data.readUInt16BE(o), { crc: data.readUInt32BE(o + 2), seq: 0, generation: -1 });
     }
     this.carriedOver = this.entries.size > 0;
   }
@@ -56,7 +70,7 @@ export class RedeliveryFilter {
     if (this.carriedOver && !dup) this.dropCarriedOver();
     const e = this.entries.get(messageId);
     if (!e) return null;
-    if (dup && e.topicCrc === crc32(topic) && e.payloadCrc === crc32(payload)) {
+    if (dup && e.crc === this.hash(topic, payload)) {
       e.generation = this.generation; // waits for its ack on this connection
       return e.seq;
     }
@@ -68,7 +82,7 @@ export class RedeliveryFilter {
 
   /** The message was journaled under `seq`; its ack is not sent yet. */
   journaled(messageId: number, topic: string, payload: Buffer, seq: number): void {
-    this.entries.set(messageId, { topicCrc: crc32(topic), payloadCrc: crc32(payload), seq, generation: this.generation });
+    this.entries.set(messageId, { crc: this.hash(topic, payload), seq, generation: this.generation });
     this.changes++;
   }
 
@@ -112,8 +126,7 @@ export class RedeliveryFilter {
       let o = 0;
       for (const [id, e] of this.entries) {
         out.writeUInt16BE(id, o);
-        out.writeUInt32BE(e.topicCrc, o + 2);
-        out.writeUInt32BE(e.payloadCrc, o + 6);
+        out.writeUInt32BE(e.crc, o + 2);
         o += ENTRY_BYTES;
       }
       return out;

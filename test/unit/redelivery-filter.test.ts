@@ -62,7 +62,7 @@ test('the set survives a restart through the journal commit that held the record
   f.journaled(4, 'dev/c', p('z'), seq + 1);
   const db = (j as unknown as { db: { prepare: (s: string) => { pluck: () => { get: () => Buffer } } } }).db;
   const onDisk = db.prepare("SELECT data FROM sidecars WHERE name = 'redelivery:mqtt:local'").pluck().get();
-  assert.equal(onDisk.length, 20, '10 bytes per entry');
+  assert.equal(onDisk.length, 12, '6 bytes per entry');
   // A "kill -9": the next run reads what the last commit wrote.
   const j2 = mk();
   await j2.start();
