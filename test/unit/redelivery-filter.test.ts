@@ -47,7 +47,7 @@ test('entries carried over from an earlier connection go at its first non-DUP me
   assert.equal(f.size, 0);
 });
 
-test('the set survives a restart through the journal commit that held the records, and is written only when it changed', async () => {
+test('the set survives a restart through the journal commit that held the records; entries of records not yet committed stay off the disk', async () => {
   const path = join(tmp.path, 'sidecar.db');
   const mk = () => new SqliteJournal({ path, durability: 'crash', commitDelayMs: 5, commitMaxRecords: 1000, logger: pino({ level: 'silent' }), clock: { now: () => 1700000000000 } });
   const j = mk();
