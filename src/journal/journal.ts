@@ -36,6 +36,18 @@ export interface JournalStats {
 }
 
 /**
+ * Small state a component keeps in step with the journal: written in the same transaction as a
+ * group commit, so after a kill -9 it matches the records committed (the MQTT source keeps the
+ * ids of messages journaled but not yet acknowledged to the broker this way).
+ */
+export interface CommitSidecar {
+  /** Changes whenever the state changes; the journal writes only when it differs from the last written. */
+  version(): number;
+  /** The state, a few bytes. */
+  encode(): Buffer;
+}
+
+/**
  * The store-and-forward journal: the only place a record lives between source and sink.
  * Appends are group-committed; each sink reads after its own cursor and acknowledges ranges.
  */
@@ -70,4 +82,9 @@ export interface Journal extends Component {
    */
   inFlight(sink: string, seq: number | null): void;
   stats(): JournalStats;
+  /**
+   * Optional: keeps `sidecar`'s state under `name`, written in the transaction of every group
+   * commit when it changed; null/undefined unsets it. Returns what the last run committed for `name`.
+   */
+  setCommitSidecar?(name: string, sidecar: CommitSidecar | null): Buffer | null;
 }

@@ -8,7 +8,7 @@ import type { Clock } from '../util/clock.js';
 import { freeBytes as statFreeBytes } from './disk-space.js';
 import { EvictionLedger } from './eviction-ledger.js';
 import { GAP_SOURCE, type ReportGap } from './gaps.js';
-import type { Journal, JournalRecord, JournalStats, NewRecord } from './journal.js';
+import type { CommitSidecar, Journal, JournalRecord, JournalStats, NewRecord } from './journal.js';
 import { decodeRecords, encodeRecords } from './record-codec.js';
 import { INTERNAL_PRIORITY, keepEverything, type Classify, type RecordClass } from './retention.js';
 import { setAside } from './set-aside.js';
@@ -80,6 +80,8 @@ export class SqliteJournal implements Journal {
   private immediate: NodeJS.Immediate | null = null;
   private readonly listeners = new Set<(seq: number) => void>();
   private readonly cursors = new Map<string, number>();
+  /** Component state written with each commit; `written` is the version on disk. */
+  private readonly sidecars = new Map<string, { sidecar: CommitSidecar; written: number | null }>();
   private commitCount = 0;
   private failing = false;
   private stmts!: {
@@ -93,6 +95,7 @@ export class SqliteJournal implements Journal {
     evictable: Database.Statement;
     aged: Database.Statement;
     deleteRow: Database.Statement;
+    setSidecar: Database.Statement;
   };
 
   constructor(private readonly opts: SqliteJournalOptions) {}
@@ -201,6 +204,7 @@ export class SqliteJournal implements Journal {
       );
       CREATE INDEX IF NOT EXISTS batches_eviction ON batches (evictable, priority, first_seq);
       CREATE TABLE IF NOT EXISTS evicted (reason TEXT PRIMARY KEY, entry TEXT NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS sidecars (name TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
     `);
     this.pageSize = db.pragma('page_size', { simple: true }) as number;
     this.stmts = {
@@ -214,6 +218,7 @@ export class SqliteJournal implements Journal {
       evictable: db.prepare(`SELECT first_seq, last_seq, count, bytes, data FROM batches WHERE evictable = 1 AND last_seq > ? AND first_seq > ? ORDER BY priority, first_seq LIMIT ${EVICT_CHUNK}`),
       aged: db.prepare(`SELECT first_seq, last_seq, count, bytes, data FROM batches WHERE priority < ${INTERNAL_PRIORITY} AND max_time < ? AND last_seq > ? AND first_seq > ? ORDER BY first_seq LIMIT ${EVICT_CHUNK}`),
       deleteRow: db.prepare('DELETE FROM batches WHERE first_seq = ?'),
+      setSidecar: db.prepare('INSERT INTO sidecars (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data'),
     };
     // Evictions whose gap record was not yet committed when the last run ended.
     this.ledger.load(db.prepare('SELECT reason, entry FROM evicted').all() as { reason: string; entry: string }[]);
@@ -339,11 +344,13 @@ export class SqliteJournal implements Journal {
   /** One row per run of records with the same class, so eviction can take whole rows. */
   private insertRuns(records: NewRecord[], classes: RecordClass[], firstSeq: number): { records: number; bytes: number } {
     let bytesTotal = 0;
+    let written: (() => void) | null = null;
     this.db!.transaction(() => {
       if (this.clearLedgerOnCommit) {
         this.db!.exec('DELETE FROM evicted');
         this.persistLedger(); // entries evicted since the drain stay recorded
       }
+      written = this.writeSidecars();
       let start = 0;
       for (let i = 1; i <= records.length; i++) {
         const a = classes[start]!;
@@ -364,7 +371,30 @@ export class SqliteJournal implements Journal {
         start = i;
       }
     })();
+    (written as (() => void) | null)?.();
     return { records: records.length, bytes: bytesTotal };
+  }
+
+  /** Inside a commit's transaction; returns what marks them written once it committed. */
+  private writeSidecars(): (() => void) | null {
+    if (this.sidecars.size === 0) return null;
+    const done: [{ written: number | null }, number][] = [];
+    for (const [name, s] of this.sidecars) {
+      const v = s.sidecar.version();
+      if (v === s.written) continue;
+      this.stmts.setSidecar.run(name, s.sidecar.encode());
+      done.push([s, v]);
+    }
+    return () => {
+      for (const [s, v] of done) s.written = v;
+    };
+  }
+
+  setCommitSidecar(name: string, sidecar: CommitSidecar | null): Buffer | null {
+    const db = this.requireDb();
+    if (sidecar) this.sidecars.set(name, { sidecar, written: null });
+    else this.sidecars.delete(name);
+    return (db.prepare('SELECT data FROM sidecars WHERE name = ?').pluck().get(name) as Buffer | undefined) ?? null;
   }
 
   /** Whether appends are taken now (false while a bound or a full disk holds them off). */

@@ -32,6 +32,8 @@ export class AckGate {
   constructor(
     private readonly client: MqttClient,
     private readonly committedSeq: () => number,
+    /** Called when a held ack was written to the connection (the redelivery filter forgets the id). */
+    private readonly onAckSent: (messageId: number) => void = () => undefined,
   ) {
     const internal = client as unknown as { _sendPacket?: SendPacket };
     if (typeof internal._sendPacket !== 'function') {
@@ -77,7 +79,10 @@ export class AckGate {
     if (n === 0) return;
     const ready = this.held.splice(0, n);
     for (const h of ready) {
-      if (h.generation === this.generation && this.client.connected) this.send(h.packet);
+      if (h.generation === this.generation && this.client.connected) {
+        this.send(h.packet);
+        this.onAckSent(h.packet.messageId!);
+      }
     }
   }
 

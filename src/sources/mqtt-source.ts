@@ -12,6 +12,7 @@ import type { Clock } from '../util/clock.js';
 import { OnceLogger } from '../util/once-logger.js';
 import { AckGate } from './ack-gate.js';
 import { Qos2Store } from './qos2-store.js';
+import { RedeliveryFilter } from './redelivery-filter.js';
 
 export type MqttClientFactory = (url: string, options: IClientOptions) => MqttClient;
 
@@ -27,6 +28,10 @@ export interface MqttSourceDeps {
   reportGap?: ReportGap;
 }
 
+function payloadOf(packet: IPublishPacket): Buffer {
+  return typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+}
+
 function isJournalFull(err: unknown): boolean {
   return err instanceof SluiceError && err.code === 'SLUICE_JOURNAL_FULL';
 }
@@ -39,6 +44,9 @@ export class MqttSource implements Component {
   readonly name: string;
   private client: MqttClient | null = null;
   private gate: AckGate | null = null;
+  /** Messages journaled whose ack may not have reached the broker: their redeliveries are not journaled again. */
+  private readonly redelivery = new RedeliveryFilter();
+  private readonly redelivered: { inc: (by?: number) => void };
   private unsubscribeCommit: (() => void) | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   /** Set while the journal is full and this source holds off: disconnected, the broker keeps the messages. */
@@ -63,6 +71,7 @@ export class MqttSource implements Component {
     this.once = new OnceLogger(this.log);
     this.backoff = new Backoff({ initialMs: cfg.reconnectMinMs, maxMs: cfg.reconnectMaxMs });
     this.received = deps.metrics.counter('sluice_source_received_total', { source: this.sourceName });
+    this.redelivered = deps.metrics.counter('sluice_source_redeliveries_skipped_total', { source: this.sourceName });
   }
 
   get connected(): boolean {
@@ -105,9 +114,12 @@ export class MqttSource implements Component {
           }
         : {}),
     };
+    // What the last run journaled without its ack surely reaching the broker, committed with its records.
+    const carried = this.deps.journal.setCommitSidecar?.(`redelivery:${this.sourceName}`, this.redelivery.sidecar) ?? null;
+    this.redelivery.load(carried);
     const client = (this.deps.createClient ?? mqtt.connect)(cfg.url, options);
     this.client = client;
-    this.gate = new AckGate(client, () => this.deps.journal.committedSeq);
+    this.gate = new AckGate(client, () => this.deps.journal.committedSeq, (id) => this.redelivery.acked(id));
     this.unsubscribeCommit = this.deps.journal.onCommit(() => this.gate?.release());
     client.handleMessage = (packet, cb) => this.onMessage(packet, cb);
     client.on('connect', (connack) => this.onConnect(connack.sessionPresent));
@@ -120,6 +132,7 @@ export class MqttSource implements Component {
 
   private onConnect(sessionPresent: boolean): void {
     this.backoff.reset();
+    this.redelivery.connected(sessionPresent);
     this.state = 'connected';
     this.log.info({ url: this.cfg.url, sessionPresent }, 'connected to MQTT broker');
     if (!sessionPresent) {
@@ -185,6 +198,14 @@ export class MqttSource implements Component {
       if (packet.qos === 1) this.gate!.expect(packet.messageId!, Number.POSITIVE_INFINITY);
       return cb();
     }
+    const before = this.deps.journal.lastAssignedSeq;
+    const original = packet.qos === 1 ? this.redelivery.match(packet.messageId!, packet.dup, packet.topic, payloadOf(packet)) : null;
+    if (original !== null) {
+      // Journaled already; the PUBACK was lost with the connection or the process.
+      this.redelivered.inc();
+      this.gate!.expect(packet.messageId!, original);
+      return cb();
+    }
     let seq: number;
     try {
       seq = this.take(packet);
@@ -196,7 +217,10 @@ export class MqttSource implements Component {
       this.pauseForJournal();
       return;
     }
-    if (packet.qos === 1) this.gate!.expect(packet.messageId!, seq);
+    if (packet.qos === 1) {
+      if (seq > before) this.redelivery.journaled(packet.messageId!, packet.topic, payloadOf(packet), seq);
+      this.gate!.expect(packet.messageId!, seq);
+    }
     cb();
   }
 
@@ -241,7 +265,20 @@ export class MqttSource implements Component {
     try {
       if (this.pausedSince !== null) return false;
       // A redelivered PUBLISH was journaled already; its PUBREC waits only for what is pending.
-      const seq = redelivery ? this.deps.journal.lastAssignedSeq : this.take(packet);
+      if (redelivery) {
+        this.gate!.expect(packet.messageId!, this.deps.journal.lastAssignedSeq);
+        return true;
+      }
+      // Journaled by the previous run (or connection), its PUBREC lost with it.
+      const original = this.redelivery.match(packet.messageId!, packet.dup, packet.topic, payloadOf(packet));
+      if (original !== null) {
+        this.redelivered.inc();
+        this.gate!.expect(packet.messageId!, original);
+        return true;
+      }
+      const before = this.deps.journal.lastAssignedSeq;
+      const seq = this.take(packet);
+      if (seq > before) this.redelivery.journaled(packet.messageId!, packet.topic, payloadOf(packet), seq);
       this.gate!.expect(packet.messageId!, seq);
       return true;
     } catch (err) {
@@ -261,7 +298,7 @@ export class MqttSource implements Component {
    */
   private take(packet: IPublishPacket): number {
     const journal = this.deps.journal;
-    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    const payload = payloadOf(packet);
     this.received.inc();
     if (payload.length > this.cfg.maxPayloadBytes) {
       this.deps.metrics.inc('sluice_source_rejected_total', { source: this.sourceName, reason: 'payload_too_large' });
@@ -300,6 +337,7 @@ export class MqttSource implements Component {
       });
     });
     this.unsubscribeCommit?.();
+    this.deps.journal.setCommitSidecar?.(`redelivery:${this.sourceName}`, null);
     this.client = null;
     this.gate = null;
     this.state = 'idle';
