@@ -411,7 +411,13 @@ export class SqliteJournal implements Journal {
     if (over.bytes > 0) {
       this.setFull(over.reason);
     } else if (this.fullReason !== null) {
-      if (this.fullReason === 'disk_full' && this.pending.length > 0) return; // the retry timer decides
+      if (this.fullReason === 'disk_full' && this.pending.length > 0) {
+        // The retry timer decides, but a flush from outside commitSafely (a source pausing for
+        // the full journal) clears that timer and fails again, leaving none: without this the
+        // journal never took records again after the disk had room.
+        if (!this.timer && !this.immediate) this.commitSafely();
+        return;
+      }
       this.opts.logger.info({ was: this.fullReason }, 'journal takes records again');
       this.fullReason = null;
     }
