@@ -25,7 +25,15 @@ export function consumeAll(bootstrap: string, topic: string, extra: string[] = [
         const out: KafkaMessage[] = [];
         for (const line of stdout.split('\n')) {
           if (!line.trim()) continue;
-          const m = JSON.parse(line) as { topic: string; partition: number; offset: number; key: string | null; payload: string | null; ts: number; headers?: string[] };
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(line);
+          } catch {
+            // A reject, not an exception thrown in a callback that would take the whole test file down.
+            const at = stdout.indexOf(line);
+            return reject(new Error(`kcat printed a line that is not JSON (stderr: ${stderr.slice(0, 300)}): ${JSON.stringify(stdout.slice(at, at + 800))}`));
+          }
+          const m = parsed as { topic: string; partition: number; offset: number; key: string | null; payload: string | null; ts: number; headers?: string[] };
           const headers: Record<string, string> = {};
           const h = m.headers ?? [];
           for (let i = 0; i + 1 < h.length; i += 2) headers[h[i]!] = h[i + 1]!;
