@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { brokersForFile } from '../helpers/brokers.js';
 import { Daemon, writeConfig } from '../helpers/daemon.js';
-import { gapPayloads } from '../helpers/gaps.js';
+import { accountSeqs, gapPayloads } from '../helpers/gaps.js';
 import { journalCounts } from '../helpers/journal-file.js';
 import { consumeOrEmpty, type KafkaMessage } from '../helpers/kcat.js';
 import { Publisher } from '../helpers/publisher.js';
@@ -96,6 +96,56 @@ test('disk full under backpressure (real 8 MiB tmpfs): no crash, alarm, the data
   } finally {
     const code = await daemon.stop();
     console.log(daemon.lines.filter((l) => /journal|MQTT|disk/.test(l)).slice(0, 40).map((l) => l.slice(0, 300)).join('\n'));
+    if (existsSync(filler)) unlinkSync(filler);
+    unmountAll();
+    assert.equal(code, 0);
+  }
+});
+
+test('disk full under drop_oldest (real 8 MiB tmpfs): the oldest are evicted with gap records, no crash; every seq is delivered or named by a gap record', async () => {
+  await kafka.stop();
+  const disk = smallDisk('drop');
+  const filler = join(disk, 'filler');
+  writeFileSync(filler, Buffer.alloc(freeBytes(disk) - 1536 * 1024));
+  const config = writeConfig({
+    dir: disk,
+    mqttUrl: mosquitto.url,
+    brokers: [kafka.bootstrap],
+    clientId: 'diskdrop',
+    journalExtra: 'min_free_bytes = 0',
+    mqttExtra: 'overflow = "drop_oldest"',
+    sinkExtra: 'gap_topic = "gaps-diskdrop"',
+    routes: [{ match: 'dev/+device/#', topic: 'readings-diskdrop', key: '{device}' }],
+  });
+  const daemon = Daemon.run(config).start();
+  try {
+    await daemon.waitForLog(/subscribed/);
+    const pub = new Publisher(mosquitto.url);
+    await pub.connect();
+    assert.equal(await pub.publishMany(20, 400), 8000, 'drop_oldest never holds the broker back');
+    await pub.close();
+    await daemon.waitForLog(/journal evicted records/, 60000);
+    assert.ok(daemon.lines.some((l) => /disk_full/.test(l)), 'the full disk was the reason');
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.ok(daemon.running, 'the daemon did not crash on a full disk');
+    unlinkSync(filler);
+    await kafka.start();
+    const done = async (): Promise<{ readings: KafkaMessage[]; gaps: KafkaMessage[] } | null> => {
+      const readings = await consumeOrEmpty(kafka.bootstrap, 'readings-diskdrop');
+      const gaps = await consumeOrEmpty(kafka.bootstrap, 'gaps-diskdrop');
+      const acc = accountSeqs(readings, gaps);
+      return acc.unaccounted.length === 0 && acc.delivered + acc.evicted >= 8000 ? { readings, gaps } : null;
+    };
+    const { readings, gaps } = await waitFor(done, { timeoutMs: 120000, intervalMs: 1000, what: 'every reading delivered or evicted with a gap record' });
+    const acc = accountSeqs(readings, gaps);
+    console.log(`disk full, drop_oldest: delivered ${acc.delivered}, evicted ${acc.evicted}, gap records ${gaps.length}`);
+    assert.deepEqual(acc.unaccounted, []);
+    assert.deepEqual(acc.both, []);
+    assert.ok(acc.evicted > 0, 'records were evicted to make room');
+    assert.ok(gapPayloads(gaps).some((g) => g.reason === 'evicted_disk_full' && g.count > 0), 'the gap records say the disk was full');
+    assert.ok(daemon.running);
+  } finally {
+    const code = await daemon.stop();
     if (existsSync(filler)) unlinkSync(filler);
     unmountAll();
     assert.equal(code, 0);
