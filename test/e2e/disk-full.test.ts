@@ -102,7 +102,7 @@ test('disk full under backpressure (real 8 MiB tmpfs): no crash, alarm, the data
   }
 });
 
-test('disk full under drop_oldest (real 8 MiB tmpfs): the oldest are evicted with gap records, no crash; every seq is delivered or named by a gap record', async () => {
+test('disk full under drop_oldest (real 8 MiB tmpfs): the oldest are evicted with gap records (or, with no room even to delete, the broker is held back), no crash; every seq is delivered or named by a gap record', async () => {
   await kafka.stop();
   const disk = smallDisk('drop');
   const filler = join(disk, 'filler');
@@ -124,8 +124,12 @@ test('disk full under drop_oldest (real 8 MiB tmpfs): the oldest are evicted wit
     await pub.connect();
     assert.equal(await pub.publishMany(20, 400), 8000, 'drop_oldest never holds the broker back');
     await pub.close();
-    await daemon.waitForLog(/journal evicted records/, 60000);
-    assert.ok(daemon.lines.some((l) => /disk_full/.test(l)), 'the full disk was the reason');
+    await daemon.waitForLog(/disk_full/, 60000);
+    // Evicting writes the WAL too: when not even that fits, sluice cannot evict and holds the MQTT
+    // broker back instead (nothing lost). Which one happens depends on how full the WAL got.
+    const how = await daemon.waitForLog(/journal evicted records|disconnecting from the MQTT broker/, 60000);
+    const evictedWhileFull = /journal evicted records/.test(how);
+    console.log(`disk full, drop_oldest: ${evictedWhileFull ? 'evicted the oldest' : 'could not evict (no room even to delete): held the broker back'}`);
     await new Promise((r) => setTimeout(r, 3000));
     assert.ok(daemon.running, 'the daemon did not crash on a full disk');
     unlinkSync(filler);
@@ -141,8 +145,13 @@ test('disk full under drop_oldest (real 8 MiB tmpfs): the oldest are evicted wit
     console.log(`disk full, drop_oldest: delivered ${acc.delivered}, evicted ${acc.evicted}, gap records ${gaps.length}`);
     assert.deepEqual(acc.unaccounted, []);
     assert.deepEqual(acc.both, []);
-    assert.ok(acc.evicted > 0, 'records were evicted to make room');
-    assert.ok(gapPayloads(gaps).some((g) => g.reason === 'evicted_disk_full' && g.count > 0), 'the gap records say the disk was full');
+    if (evictedWhileFull) {
+      assert.ok(acc.evicted > 0, 'records were evicted to make room');
+      assert.ok(gapPayloads(gaps).some((g) => g.reason === 'evicted_disk_full' && g.count > 0), 'the gap records say the disk was full');
+    } else {
+      assert.ok(!daemon.lines.some((l) => /records lost/.test(l)), 'held back, nothing lost');
+    }
+    assert.ok(gapPayloads(gaps).some((g) => g.reason === 'journal_full_disk_full'), 'the disk-full alarm reached Kafka');
     assert.ok(daemon.running);
   } finally {
     const code = await daemon.stop();
