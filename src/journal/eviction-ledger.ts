@@ -62,6 +62,12 @@ export class EvictionLedger {
     }
   }
 
+  /** Puts the ledger back to a state taken with `serialize` (an eviction whose transaction rolled back). */
+  restore(rows: Array<[string, string]>): void {
+    this.entries.clear();
+    this.load(rows.map(([reason, entry]) => ({ reason, entry })));
+  }
+
   /** The gaps collected since the last call, one per reason; empties the ledger. */
   drain(): GapReport[] {
     const out: GapReport[] = [];

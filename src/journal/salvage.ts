@@ -24,6 +24,11 @@ type Row = { first_seq: number; last_seq: number; count: number; data: Buffer; c
 export async function salvageInto(damagedPath: string, live: Journal): Promise<SalvageReport> {
   const report: SalvageReport = { rowsRead: 0, rowsLost: 0, recovered: 0, alreadyShipped: 0, problems: [] };
   const db = new Database(damagedPath, { readonly: true, fileMustExist: true });
+  // A truncated file has fewer pages than its header says; SQLite then refuses to read any of it
+  // ("malformed"), unless writable_schema is on, which needs defensive mode off. The connection is
+  // read-only, so neither can change the file; with them the pages that remain can be read.
+  db.unsafeMode(true);
+  db.pragma('writable_schema = ON');
   try {
     let confirmed = 0;
     try {

@@ -441,7 +441,13 @@ export class SqliteJournal implements Journal {
     if (over.bytes > 0) {
       this.setFull(over.reason);
     } else if (this.fullReason !== null) {
-      if (this.fullReason === 'disk_full' && this.pending.length > 0) return; // the retry timer decides
+      if (this.fullReason === 'disk_full' && this.pending.length > 0) {
+        // The retry timer decides, but a flush from outside commitSafely (a source pausing for
+        // the full journal) clears that timer and fails again, leaving none: without this the
+        // journal never took records again after the disk had room.
+        if (!this.timer && !this.immediate) this.commitSafely();
+        return;
+      }
       this.opts.logger.info({ was: this.fullReason }, 'journal takes records again');
       this.fullReason = null;
     }
@@ -454,7 +460,7 @@ export class SqliteJournal implements Journal {
   private evict(_bytes: number, reason: string, enough: () => boolean, maxRows = Number.POSITIVE_INFINITY): number {
     const minCursor = this.minCursor();
     let rows = 0;
-    this.db!.transaction(() => {
+    this.undoLedgerOnRollback(() => this.db!.transaction(() => {
       while (rows < maxRows) {
         const batch = this.stmts.evictable.all(minCursor, this.inFlightFloor()) as EvictRow[];
         if (batch.length === 0) return;
@@ -466,8 +472,25 @@ export class SqliteJournal implements Journal {
         if (rows >= maxRows || enough()) break;
       }
       this.persistLedger();
-    })();
+    })());
     return rows;
+  }
+
+  /**
+   * Runs an evicting transaction; if it rolls back (the disk is full: even a delete writes the
+   * WAL), the rows are still there, so the ledger and counts must forget them too — else a gap
+   * record would name records that are later shipped.
+   */
+  private undoLedgerOnRollback(run: () => void): void {
+    const ledger = this.ledger.serialize();
+    const stored = { ...this.stored };
+    try {
+      run();
+    } catch (err) {
+      this.ledger.restore(ledger);
+      this.stored = stored;
+      throw err;
+    }
   }
 
   private dropRow(row: EvictRow, minCursor: number, reason: string): void {
@@ -518,13 +541,13 @@ export class SqliteJournal implements Journal {
   private evictAged(): void {
     const cutoff = this.opts.clock.now() - this.opts.maxAgeS! * 1000;
     const minCursor = this.minCursor();
-    this.db!.transaction(() => {
+    this.undoLedgerOnRollback(() => this.db!.transaction(() => {
       for (;;) {
         const batch = this.stmts.aged.all(cutoff, minCursor, this.inFlightFloor()) as EvictRow[];
         if (batch.length === 0) return;
         for (const row of batch) this.dropRow(row, minCursor, 'evicted_max_age');
       }
-    })();
+    })());
     this.db!.transaction(() => this.persistLedger())();
   }
 

@@ -1,5 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { Kafka, logLevel } from 'kafkajs';
 import { mkdirSync, openSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { freePort } from './net.js';
@@ -32,6 +33,8 @@ export interface KafkaBrokerOptions {
   extraProps?: string[];
   /** Port clients are told to use (a proxy in front of the broker). */
   advertisedPort?: number;
+  /** false: producing to a missing topic fails until it is created (default true). */
+  autoCreateTopics?: boolean;
 }
 
 /**
@@ -117,7 +120,7 @@ export class KafkaBroker {
           'transaction.state.log.replication.factor=1',
           'transaction.state.log.min.isr=1',
           'group.initial.rebalance.delay.ms=0',
-          'auto.create.topics.enable=true',
+          `auto.create.topics.enable=${this.opts.autoCreateTopics ?? true}`,
           ...sec.props,
           ...(this.opts.extraProps ?? []),
           '',
@@ -170,5 +173,16 @@ function clusterId(): string {
   for (;;) {
     const id = Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64url');
     if (!id.startsWith('-')) return id;
+  }
+}
+
+/** Creates a topic with the Kafka admin API (the cached jars carry no topic tool). */
+export async function createTopic(bootstrap: string, topic: string, partitions = 3): Promise<void> {
+  const admin = new Kafka({ clientId: 'sluice-test-admin', brokers: [bootstrap], logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+  } finally {
+    await admin.disconnect();
   }
 }

@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { brokersForFile } from '../helpers/brokers.js';
+import { Daemon, writeConfig } from '../helpers/daemon.js';
+import { accountSeqs, gapPayloads } from '../helpers/gaps.js';
+import { journalCounts } from '../helpers/journal-file.js';
+import { consumeOrEmpty, type KafkaMessage } from '../helpers/kcat.js';
+import { Publisher } from '../helpers/publisher.js';
+import { checkDelivery, expectedReadings } from '../helpers/verify.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+// A real full filesystem: the journal lives on an 8 MiB tmpfs, min_free_bytes = 0 so sluice's
+// own guard does not stop it first, and a filler file takes most of the space.
+const { dir: base, mosquitto, kafka } = brokersForFile({ kafkaAway: true });
+const mounts: string[] = [];
+
+function unmountAll(): void {
+  for (const m of mounts.splice(0)) execFileSync('umount', ['-l', m], { stdio: 'ignore' });
+}
+after(unmountAll);
+
+function smallDisk(name: string): string {
+  const dir = join(base, name);
+  mkdirSync(dir, { recursive: true });
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', dir], { stdio: 'pipe' });
+  } catch (err) {
+    throw new Error(`this test needs a real small filesystem and could not mount an 8 MiB tmpfs at ${dir} (run as root): ${String((err as { stderr?: Buffer }).stderr ?? err)}`);
+  }
+  mounts.push(dir);
+  return dir;
+}
+
+function freeBytes(dir: string): number {
+  const s = statfsSync(dir);
+  return s.bavail * s.bsize;
+}
+
+async function kafkaUntil(topic: string, done: (m: KafkaMessage[]) => boolean, what: string, timeoutMs = 120000): Promise<KafkaMessage[]> {
+  return waitFor(
+    async () => {
+      const m = await consumeOrEmpty(kafka.bootstrap, topic);
+      return done(m) ? m : null;
+    },
+    { timeoutMs, intervalMs: 1000, what },
+  );
+}
+
+test('disk full under backpressure (real 8 MiB tmpfs): no crash, alarm, the data kept; takes records again when space returns; everything arrives', async () => {
+  await kafka.stop();
+  const disk = smallDisk('bp');
+  const filler = join(disk, 'filler');
+  // Leave about 1.5 MiB: room for the journal to start, not for 8000 readings (~1.8 MB of payload).
+  writeFileSync(filler, Buffer.alloc(freeBytes(disk) - 1536 * 1024));
+  const config = writeConfig({
+    dir: disk,
+    mqttUrl: mosquitto.url,
+    brokers: [kafka.bootstrap],
+    clientId: 'diskbp',
+    journalExtra: 'min_free_bytes = 0',
+    sinkExtra: 'gap_topic = "gaps-diskbp"',
+    routes: [{ match: 'dev/+device/#', topic: 'readings-diskbp', key: '{device}' }],
+  });
+  const daemon = Daemon.run(config).start();
+  try {
+    await daemon.waitForLog(/subscribed/);
+    const pub = new Publisher(mosquitto.url);
+    await pub.connect();
+    assert.equal(await pub.publishMany(20, 400), 8000, 'the local broker took every reading');
+    await pub.close();
+    await daemon.waitForLog(/journal full/, 60000);
+    await daemon.waitForLog(/disk_full|SQLITE_FULL/, 60000);
+    const held = journalCounts(join(disk, 'journal.db')).records;
+    console.log(`journal held ${held} of 8000 readings with the disk full; free ${freeBytes(disk)} bytes`);
+    assert.ok(held > 0 && held < 8000, `the journal kept what it had and stopped (${held})`);
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.ok(daemon.running, 'the daemon did not crash on a full disk');
+    assert.ok(journalCounts(join(disk, 'journal.db')).records >= held, 'nothing it held was dropped');
+
+    unlinkSync(filler);
+    await waitFor(() => (journalCounts(join(disk, 'journal.db')).records >= 8000 ? true : null), { timeoutMs: 90000, intervalMs: 500, what: 'every reading journaled once space returned' });
+
+    await kafka.start();
+    const all = expectedReadings(20, 400);
+    const messages = await kafkaUntil('readings-diskbp', (m) => checkDelivery(m, all).missing.length === 0, 'all 8000 in Kafka');
+    const r = checkDelivery(messages, all);
+    assert.deepEqual(r.missing, []);
+    assert.deepEqual(r.outOfOrder, []);
+    assert.ok(!daemon.lines.some((l) => /records lost/.test(l)), 'backpressure lost nothing');
+    const gaps = gapPayloads(await kafkaUntil('gaps-diskbp', (m) => gapPayloads(m).some((g) => /disk_full/.test(g.reason)), 'disk-full alarm in Kafka'));
+    assert.ok(gaps.every((g) => g.count === 0), `alarms only, no loss: ${JSON.stringify(gaps.map((g) => g.reason))}`);
+    assert.ok(daemon.running);
+  } finally {
+    const code = await daemon.stop();
+    console.log(daemon.lines.filter((l) => /journal|MQTT|disk/.test(l)).slice(0, 40).map((l) => l.slice(0, 300)).join('\n'));
+    if (existsSync(filler)) unlinkSync(filler);
+    unmountAll();
+    assert.equal(code, 0);
+  }
+});
+
+test('disk full under drop_oldest (real 8 MiB tmpfs): the oldest are evicted with gap records (or, with no room even to delete, the broker is held back), no crash; every seq is delivered or named by a gap record', async () => {
+  await kafka.stop();
+  const disk = smallDisk('drop');
+  const filler = join(disk, 'filler');
+  writeFileSync(filler, Buffer.alloc(freeBytes(disk) - 1536 * 1024));
+  const config = writeConfig({
+    dir: disk,
+    mqttUrl: mosquitto.url,
+    brokers: [kafka.bootstrap],
+    clientId: 'diskdrop',
+    journalExtra: 'min_free_bytes = 0',
+    mqttExtra: 'overflow = "drop_oldest"',
+    sinkExtra: 'gap_topic = "gaps-diskdrop"',
+    routes: [{ match: 'dev/+device/#', topic: 'readings-diskdrop', key: '{device}' }],
+  });
+  const daemon = Daemon.run(config).start();
+  try {
+    await daemon.waitForLog(/subscribed/);
+    const pub = new Publisher(mosquitto.url);
+    await pub.connect();
+    assert.equal(await pub.publishMany(20, 400), 8000, 'drop_oldest never holds the broker back');
+    await pub.close();
+    await daemon.waitForLog(/disk_full/, 60000);
+    // Evicting writes the WAL too: when not even that fits, sluice cannot evict and holds the MQTT
+    // broker back instead (nothing lost). Which one happens depends on how full the WAL got.
+    const how = await daemon.waitForLog(/journal evicted records|disconnecting from the MQTT broker/, 60000);
+    const evictedWhileFull = /journal evicted records/.test(how);
+    console.log(`disk full, drop_oldest: ${evictedWhileFull ? 'evicted the oldest' : 'could not evict (no room even to delete): held the broker back'}`);
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.ok(daemon.running, 'the daemon did not crash on a full disk');
+    unlinkSync(filler);
+    await kafka.start();
+    const done = async (): Promise<{ readings: KafkaMessage[]; gaps: KafkaMessage[] } | null> => {
+      const readings = await consumeOrEmpty(kafka.bootstrap, 'readings-diskdrop');
+      const gaps = await consumeOrEmpty(kafka.bootstrap, 'gaps-diskdrop');
+      const acc = accountSeqs(readings, gaps);
+      return acc.unaccounted.length === 0 && acc.delivered + acc.evicted >= 8000 ? { readings, gaps } : null;
+    };
+    const { readings, gaps } = await waitFor(done, { timeoutMs: 120000, intervalMs: 1000, what: 'every reading delivered or evicted with a gap record' });
+    const acc = accountSeqs(readings, gaps);
+    console.log(`disk full, drop_oldest: delivered ${acc.delivered}, evicted ${acc.evicted}, gap records ${gaps.length}`);
+    assert.deepEqual(acc.unaccounted, []);
+    assert.deepEqual(acc.both, []);
+    if (evictedWhileFull) {
+      assert.ok(acc.evicted > 0, 'records were evicted to make room');
+      assert.ok(gapPayloads(gaps).some((g) => g.reason === 'evicted_disk_full' && g.count > 0), 'the gap records say the disk was full');
+    } else {
+      assert.ok(!daemon.lines.some((l) => /records lost/.test(l)), 'held back, nothing lost');
+    }
+    assert.ok(gapPayloads(gaps).some((g) => g.reason === 'journal_full_disk_full'), 'the disk-full alarm reached Kafka');
+    assert.ok(daemon.running);
+  } finally {
+    const code = await daemon.stop();
+    if (existsSync(filler)) unlinkSync(filler);
+    unmountAll();
+    assert.equal(code, 0);
+  }
+});
