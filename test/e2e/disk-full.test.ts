@@ -7,7 +7,7 @@ import { brokersForFile } from '../helpers/brokers.js';
 import { Daemon, writeConfig } from '../helpers/daemon.js';
 import { accountSeqs, gapPayloads } from '../helpers/gaps.js';
 import { journalCounts } from '../helpers/journal-file.js';
-import { consumeOrEmpty, type KafkaMessage } from '../helpers/kcat.js';
+import { consumeOrEmpty, type KafkaMessage, consumeUntil } from '../helpers/kcat.js';
 import { Publisher } from '../helpers/publisher.js';
 import { checkDelivery, expectedReadings } from '../helpers/verify.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -39,15 +39,8 @@ function freeBytes(dir: string): number {
   return s.bavail * s.bsize;
 }
 
-async function kafkaUntil(topic: string, done: (m: KafkaMessage[]) => boolean, what: string, timeoutMs = 120000): Promise<KafkaMessage[]> {
-  return waitFor(
-    async () => {
-      const m = await consumeOrEmpty(kafka.bootstrap, topic);
-      return done(m) ? m : null;
-    },
-    { timeoutMs, intervalMs: 1000, what },
-  );
-}
+const kafkaUntil = (topic: string, done: (m: KafkaMessage[]) => boolean, what: string, timeoutMs?: number): Promise<KafkaMessage[]> =>
+  consumeUntil(() => kafka.bootstrap, topic, done, what, timeoutMs);
 
 test('disk full under backpressure (real 8 MiB tmpfs): no crash, alarm, the data kept; takes records again when space returns; everything arrives', async () => {
   await kafka.stop();

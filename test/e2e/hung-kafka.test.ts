@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Daemon, writeConfig } from '../helpers/daemon.js';
 import { createTopic, KafkaBroker } from '../helpers/kafka.js';
-import { consumeOrEmpty, type KafkaMessage } from '../helpers/kcat.js';
+import { consumeOrEmpty, type KafkaMessage, consumeUntil } from '../helpers/kcat.js';
 import { MosquittoBroker } from '../helpers/mosquitto.js';
 import { StreamPublisher } from '../helpers/publisher.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
@@ -39,15 +39,8 @@ after(async () => {
   tmp.cleanup();
 });
 
-async function kafkaUntil(topic: string, done: (m: KafkaMessage[]) => boolean, what: string, timeoutMs = 120000): Promise<KafkaMessage[]> {
-  return waitFor(
-    async () => {
-      const m = await consumeOrEmpty(kafka.bootstrap, topic);
-      return done(m) ? m : null;
-    },
-    { timeoutMs, intervalMs: 1000, what },
-  );
-}
+const kafkaUntil = (topic: string, done: (m: KafkaMessage[]) => boolean, what: string, timeoutMs?: number): Promise<KafkaMessage[]> =>
+  consumeUntil(() => kafka.bootstrap, topic, done, what, timeoutMs);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

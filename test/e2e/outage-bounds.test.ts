@@ -5,22 +5,15 @@ import { brokersForFile } from '../helpers/brokers.js';
 import { Daemon, writeConfig } from '../helpers/daemon.js';
 import { accountSeqs } from '../helpers/gaps.js';
 import { journalCounts } from '../helpers/journal-file.js';
-import { consumeOrEmpty, type KafkaMessage } from '../helpers/kcat.js';
+import { consumeOrEmpty, type KafkaMessage, consumeUntil } from '../helpers/kcat.js';
 import { Publisher } from '../helpers/publisher.js';
 import { checkDelivery, expectedReadings } from '../helpers/verify.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const { dir: base, mosquitto, kafka } = brokersForFile({ kafkaAway: true });
 
-async function kafkaUntil(topic: string, done: (m: KafkaMessage[]) => boolean, what: string, timeoutMs = 120000): Promise<KafkaMessage[]> {
-  return waitFor(
-    async () => {
-      const m = await consumeOrEmpty(kafka.bootstrap, topic);
-      return done(m) ? m : null;
-    },
-    { timeoutMs, intervalMs: 1000, what },
-  );
-}
+const kafkaUntil = (topic: string, done: (m: KafkaMessage[]) => boolean, what: string, timeoutMs?: number): Promise<KafkaMessage[]> =>
+  consumeUntil(() => kafka.bootstrap, topic, done, what, timeoutMs);
 
 test('drop_oldest past max_bytes with Kafka down: the oldest go, gap records name exactly the evicted seqs, the rest arrive', async () => {
   await kafka.stop();

@@ -1,3 +1,4 @@
+import { waitFor } from './wait-for.js';
 import { execFile } from 'node:child_process';
 
 export interface KafkaMessage {
@@ -60,3 +61,14 @@ export async function consumeOrEmpty(bootstrap: string, topic: string, extra: st
 
 /** kcat options for a consumer that sees committed transactions only. */
 export const READ_COMMITTED = ['-X', 'isolation.level=read_committed'];
+
+/** Reads a topic again and again until `done` holds for what landed; returns that. */
+export function consumeUntil(bootstrap: () => string, topic: string, done: (m: KafkaMessage[]) => boolean, what: string, timeoutMs = 120000): Promise<KafkaMessage[]> {
+  return waitFor(
+    async () => {
+      const m = await consumeOrEmpty(bootstrap(), topic);
+      return done(m) ? m : null;
+    },
+    { timeoutMs, intervalMs: 1000, what },
+  );
+}
