@@ -96,6 +96,10 @@ export class SqliteJournal implements Journal {
     aged: Database.Statement;
     deleteRow: Database.Statement;
     setSidecar: Database.Statement;
+    nextSeq: Database.Statement;
+    rowEnd: Database.Statement;
+    upsertEvicted: Database.Statement;
+    deleteCursor: Database.Statement;
   };
 
   constructor(private readonly opts: SqliteJournalOptions) {}
@@ -219,6 +223,10 @@ export class SqliteJournal implements Journal {
       aged: db.prepare(`SELECT first_seq, last_seq, count, bytes, data FROM batches WHERE priority < ${INTERNAL_PRIORITY} AND max_time < ? AND last_seq > ? AND first_seq > ? ORDER BY first_seq LIMIT ${EVICT_CHUNK}`),
       deleteRow: db.prepare('DELETE FROM batches WHERE first_seq = ?'),
       setSidecar: db.prepare('INSERT INTO sidecars (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data'),
+      nextSeq: db.prepare("SELECT v FROM meta WHERE k = 'next_seq'").pluck(),
+      rowEnd: db.prepare('SELECT last_seq FROM batches WHERE first_seq = ?').pluck(),
+      upsertEvicted: db.prepare('INSERT INTO evicted (reason, entry) VALUES (?, ?) ON CONFLICT (reason) DO UPDATE SET entry = excluded.entry'),
+      deleteCursor: db.prepare('DELETE FROM cursors WHERE sink = ?'),
     };
     // Evictions whose gap record was not yet committed when the last run ended.
     this.ledger.load(db.prepare('SELECT reason, entry FROM evicted').all() as { reason: string; entry: string }[]);
@@ -521,7 +529,12 @@ export class SqliteJournal implements Journal {
 
   private minCursor(): number {
     if (this.cursors.size) return Math.min(...this.cursors.values());
-    return ((this.db!.prepare("SELECT v FROM meta WHERE k = 'next_seq'").pluck().get() as number | undefined) ?? 1) - 1;
+    return this.deletedThrough();
+  }
+
+  /** Every seq at or below this has been confirmed by all sinks and deleted. */
+  private deletedThrough(): number {
+    return ((this.stmts.nextSeq.get() as number | undefined) ?? 1) - 1;
   }
 
   /** Once a second: pending gap reports, max_age, a full journal getting room back, a deleted WAL. */
@@ -553,8 +566,7 @@ export class SqliteJournal implements Journal {
 
   /** Evictions and their ledger entry commit together: a kill -9 in between cannot hide a loss. */
   private persistLedger(): void {
-    const db = this.db!;
-    const upsert = db.prepare('INSERT INTO evicted (reason, entry) VALUES (?, ?) ON CONFLICT (reason) DO UPDATE SET entry = excluded.entry');
+    const upsert = this.stmts.upsertEvicted;
     // Keyed by drain generation: entries already drained into not-yet-committed gap records keep their own rows.
     for (const [reason, entry] of this.ledger.serialize()) upsert.run(`${reason}#${this.ledgerGeneration}`, entry);
   }
@@ -593,11 +605,11 @@ export class SqliteJournal implements Journal {
   registerSinks(names: readonly string[]): void {
     const db = this.requireDb();
     const wanted = new Set(names);
-    const deletedThrough = (db.prepare("SELECT v FROM meta WHERE k = 'next_seq'").pluck().get() as number | undefined ?? 1) - 1;
+    const deletedThrough = this.deletedThrough();
     db.transaction(() => {
       for (const [sink] of this.cursors) {
         if (!wanted.has(sink)) {
-          db.prepare('DELETE FROM cursors WHERE sink = ?').run(sink);
+          this.stmts.deleteCursor.run(sink);
           this.cursors.delete(sink);
           this.opts.logger.warn({ sink }, 'journal: forgot the cursor of a sink no longer configured');
         }
@@ -697,8 +709,8 @@ export class SqliteJournal implements Journal {
     const pages = db.pragma('page_count', { simple: true }) as number;
     const free = db.pragma('freelist_count', { simple: true }) as number;
     // Rows are contiguous seq runs; the one holding the slowest cursor is partly confirmed.
-    const straddle = db.prepare('SELECT first_seq FROM batches WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1').pluck().get(minCursor) as number | undefined;
-    const straddleRow = straddle === undefined ? undefined : (db.prepare('SELECT last_seq FROM batches WHERE first_seq = ?').pluck().get(straddle) as number);
+    const straddle = this.stmts.findStart.get(minCursor) as number | undefined;
+    const straddleRow = straddle === undefined ? undefined : (this.stmts.rowEnd.get(straddle) as number);
     const confirmedInRow = straddle !== undefined && straddleRow !== undefined && straddleRow > minCursor ? minCursor - straddle + 1 : 0;
     return {
       backlogRecords: Math.max(0, this.stored.records - confirmedInRow + this.pending.length),
