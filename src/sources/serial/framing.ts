@@ -28,23 +28,15 @@ export interface Framer {
   reset(): number;
 }
 
-/** Ends a frame at a byte sequence (KMP matching, so the delimiter may straddle reads). */
-export class DelimiterFramer implements Framer {
-  private readonly frameBuf: BoundedFrame;
-  private readonly fail: number[];
-  /** Bytes of the delimiter matched so far; they are not in frameBuf. */
-  private matched = 0;
+/** The common part of the framers that collect bytes in a BoundedFrame. */
+abstract class BoundedFramer implements Framer {
+  protected readonly frameBuf: BoundedFrame;
 
   constructor(
-    private readonly delimiter: Buffer,
     maxFrameBytes: number,
-    private readonly events: FramerEvents,
-    /** Line mode: also strip one trailing "\r" (so "\n" and "\r\n" lines both work). */
-    private readonly stripCr = false,
+    protected readonly events: FramerEvents,
   ) {
-    if (delimiter.length === 0) throw new RangeError('empty delimiter');
     this.frameBuf = new BoundedFrame(maxFrameBytes, events.oversize);
-    this.fail = failureTable(delimiter);
   }
 
   get bufferedBytes(): number {
@@ -53,6 +45,31 @@ export class DelimiterFramer implements Framer {
 
   get capacityBytes(): number {
     return this.frameBuf.capacity;
+  }
+
+  abstract push(chunk: Buffer): void;
+
+  reset(): number {
+    return this.frameBuf.clear();
+  }
+}
+
+/** Ends a frame at a byte sequence (KMP matching, so the delimiter may straddle reads). */
+export class DelimiterFramer extends BoundedFramer {
+  private readonly fail: number[];
+  /** Bytes of the delimiter matched so far; they are not in frameBuf. */
+  private matched = 0;
+
+  constructor(
+    private readonly delimiter: Buffer,
+    maxFrameBytes: number,
+    events: FramerEvents,
+    /** Line mode: also strip one trailing "\r" (so "\n" and "\r\n" lines both work). */
+    private readonly stripCr = false,
+  ) {
+    super(maxFrameBytes, events);
+    if (delimiter.length === 0) throw new RangeError('empty delimiter');
+    this.fail = failureTable(delimiter);
   }
 
   push(chunk: Buffer): void {
@@ -96,8 +113,8 @@ export class DelimiterFramer implements Framer {
     if (frame.length > 0) this.events.frame(frame);
   }
 
-  reset(): number {
-    const had = this.frameBuf.clear() + this.matched;
+  override reset(): number {
+    const had = super.reset() + this.matched;
     this.matched = 0;
     return had;
   }
@@ -114,22 +131,12 @@ function failureTable(d: Buffer): number[] {
 }
 
 /** Every `length` bytes make a frame. */
-export class FixedLengthFramer implements Framer {
-  private readonly frameBuf: BoundedFrame;
-
+export class FixedLengthFramer extends BoundedFramer {
   constructor(
     private readonly length: number,
-    private readonly events: FramerEvents,
+    events: FramerEvents,
   ) {
-    this.frameBuf = new BoundedFrame(length, events.oversize);
-  }
-
-  get bufferedBytes(): number {
-    return this.frameBuf.length;
-  }
-
-  get capacityBytes(): number {
-    return this.frameBuf.capacity;
+    super(length, events);
   }
 
   push(chunk: Buffer): void {
@@ -141,31 +148,18 @@ export class FixedLengthFramer implements Framer {
       if (this.frameBuf.length === this.length) this.events.frame(this.frameBuf.take()!);
     }
   }
-
-  reset(): number {
-    return this.frameBuf.clear();
-  }
 }
 
 /** A frame ends when no byte has arrived for `timeoutMs` (serialport's InterByteTimeout, bounded). */
-export class InterByteTimeoutFramer implements Framer {
-  private readonly frameBuf: BoundedFrame;
+export class InterByteTimeoutFramer extends BoundedFramer {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly timeoutMs: number,
     maxFrameBytes: number,
-    private readonly events: FramerEvents,
+    events: FramerEvents,
   ) {
-    this.frameBuf = new BoundedFrame(maxFrameBytes, events.oversize);
-  }
-
-  get bufferedBytes(): number {
-    return this.frameBuf.length;
-  }
-
-  get capacityBytes(): number {
-    return this.frameBuf.capacity;
+    super(maxFrameBytes, events);
   }
 
   push(chunk: Buffer): void {
@@ -179,10 +173,10 @@ export class InterByteTimeoutFramer implements Framer {
     }, this.timeoutMs);
   }
 
-  reset(): number {
+  override reset(): number {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    return this.frameBuf.clear();
+    return super.reset();
   }
 }
 
@@ -257,24 +251,8 @@ const SLIP_ESC_END = 0xdc;
 const SLIP_ESC_ESC = 0xdd;
 
 /** RFC 1055 SLIP: frames end at END (0xC0); ESC sequences are undone. */
-export class SlipFramer implements Framer {
-  private readonly frameBuf: BoundedFrame;
+export class SlipFramer extends BoundedFramer {
   private escaped = false;
-
-  constructor(
-    maxFrameBytes: number,
-    private readonly events: FramerEvents,
-  ) {
-    this.frameBuf = new BoundedFrame(maxFrameBytes, events.oversize);
-  }
-
-  get bufferedBytes(): number {
-    return this.frameBuf.length;
-  }
-
-  get capacityBytes(): number {
-    return this.frameBuf.capacity;
-  }
 
   push(chunk: Buffer): void {
     for (const b of chunk) {
@@ -293,9 +271,9 @@ export class SlipFramer implements Framer {
     }
   }
 
-  reset(): number {
+  override reset(): number {
     this.escaped = false;
-    return this.frameBuf.clear();
+    return super.reset();
   }
 }
 
