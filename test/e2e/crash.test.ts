@@ -6,12 +6,11 @@ import { journalCounts } from '../helpers/journal-file.js';
 import { consumeOrEmpty } from '../helpers/kcat.js';
 import { StreamPublisher } from '../helpers/publisher.js';
 import { brokersForFile } from '../helpers/brokers.js';
-import { checkDelivery } from '../helpers/verify.js';
+import { checkDelivery, randomMs, sinkDuplicates } from '../helpers/verify.js';
 import { delay, waitFor } from '../helpers/wait-for.js';
 
 const { dir: base, mosquitto, kafka } = brokersForFile();
 
-const randomMs = (min: number, max: number): number => min + Math.floor(Math.random() * (max - min));
 
 for (const durability of ['power', 'crash'] as const) {
   test(`kill -9 at random moments, 12 times, while publishing and while draining (durability ${durability}): no acknowledged message is missing`, async () => {
@@ -63,17 +62,11 @@ for (const durability of ['power', 'crash'] as const) {
       const result = checkDelivery(messages, acked);
       // Duplicates with the same sluice.seq are the sink's resends (at-least-once); a reading under
       // two seqs would be an MQTT redelivery journaled twice, which the source recognises.
-      const seqs = new Set<string>();
-      let sinkDuplicates = 0;
-      for (const m of messages) {
-        const seq = m.headers['sluice.seq']!;
-        if (seqs.has(seq)) sinkDuplicates++;
-        seqs.add(seq);
-      }
-      console.log(`crash test (durability ${durability}): ${kills} kill -9, ${expectedCount} acknowledged by the broker, ${result.distinct} distinct in Kafka, ${result.duplicates} duplicates (${sinkDuplicates} the same record sent again, ${result.duplicates - sinkDuplicates} MQTT redeliveries journaled twice), ${result.missing.length} missing`);
+      const sinkDups = sinkDuplicates(messages);
+      console.log(`crash test (durability ${durability}): ${kills} kill -9, ${expectedCount} acknowledged by the broker, ${result.distinct} distinct in Kafka, ${result.duplicates} duplicates (${sinkDups} the same record sent again, ${result.duplicates - sinkDups} MQTT redeliveries journaled twice), ${result.missing.length} missing`);
       assert.deepEqual(result.missing, []);
       assert.deepEqual(result.outOfOrder, []);
-      assert.equal(result.duplicates - sinkDuplicates, 0, 'no reading journaled twice under two seqs');
+      assert.equal(result.duplicates - sinkDups, 0, 'no reading journaled twice under two seqs');
       await waitFor(() => journalCounts(join(dir, 'journal.db')).rows === 0, { what: 'journal drained' });
     } finally {
       await publisher.stop().catch(() => undefined);

@@ -42,22 +42,27 @@ function freeBytes(dir: string): number {
 const kafkaUntil = (topic: string, done: (m: KafkaMessage[]) => boolean, what: string, timeoutMs?: number): Promise<KafkaMessage[]> =>
   consumeUntil(() => kafka.bootstrap, topic, done, what, timeoutMs);
 
-test('disk full under backpressure (real 8 MiB tmpfs): no crash, alarm, the data kept; takes records again when space returns; everything arrives', async () => {
-  await kafka.stop();
-  const disk = smallDisk('bp');
+/** A daemon whose journal is on a fresh 8 MiB tmpfs with ~1.5 MiB left: room to start, not for 8000 readings (~1.8 MB of payload). */
+function onFullDisk(name: string, mqttExtra?: string): { disk: string; filler: string; daemon: Daemon } {
+  const disk = smallDisk(name);
   const filler = join(disk, 'filler');
-  // Leave about 1.5 MiB: room for the journal to start, not for 8000 readings (~1.8 MB of payload).
   writeFileSync(filler, Buffer.alloc(freeBytes(disk) - 1536 * 1024));
   const config = writeConfig({
     dir: disk,
     mqttUrl: mosquitto.url,
     brokers: [kafka.bootstrap],
-    clientId: 'diskbp',
+    clientId: `disk${name}`,
     journalExtra: 'min_free_bytes = 0',
-    sinkExtra: 'gap_topic = "gaps-diskbp"',
-    routes: [{ match: 'dev/+device/#', topic: 'readings-diskbp', key: '{device}' }],
+    mqttExtra,
+    sinkExtra: `gap_topic = "gaps-disk${name}"`,
+    routes: [{ match: 'dev/+device/#', topic: `readings-disk${name}`, key: '{device}' }],
   });
-  const daemon = Daemon.run(config).start();
+  return { disk, filler, daemon: Daemon.run(config).start() };
+}
+
+test('disk full under backpressure (real 8 MiB tmpfs): no crash, alarm, the data kept; takes records again when space returns; everything arrives', async () => {
+  await kafka.stop();
+  const { disk, filler, daemon } = onFullDisk('bp');
   try {
     await daemon.waitForLog(/subscribed/);
     const pub = new Publisher(mosquitto.url);
@@ -97,20 +102,7 @@ test('disk full under backpressure (real 8 MiB tmpfs): no crash, alarm, the data
 
 test('disk full under drop_oldest (real 8 MiB tmpfs): the oldest are evicted with gap records (or, with no room even to delete, the broker is held back), no crash; every seq is delivered or named by a gap record', async () => {
   await kafka.stop();
-  const disk = smallDisk('drop');
-  const filler = join(disk, 'filler');
-  writeFileSync(filler, Buffer.alloc(freeBytes(disk) - 1536 * 1024));
-  const config = writeConfig({
-    dir: disk,
-    mqttUrl: mosquitto.url,
-    brokers: [kafka.bootstrap],
-    clientId: 'diskdrop',
-    journalExtra: 'min_free_bytes = 0',
-    mqttExtra: 'overflow = "drop_oldest"',
-    sinkExtra: 'gap_topic = "gaps-diskdrop"',
-    routes: [{ match: 'dev/+device/#', topic: 'readings-diskdrop', key: '{device}' }],
-  });
-  const daemon = Daemon.run(config).start();
+  const { disk, filler, daemon } = onFullDisk('drop', 'overflow = "drop_oldest"');
   try {
     await daemon.waitForLog(/subscribed/);
     const pub = new Publisher(mosquitto.url);

@@ -6,12 +6,11 @@ import { Daemon, writeConfig } from '../helpers/daemon.js';
 import { journalCounts } from '../helpers/journal-file.js';
 import { consumeOrEmpty, READ_COMMITTED } from '../helpers/kcat.js';
 import { Publisher, StreamPublisher } from '../helpers/publisher.js';
-import { checkDelivery, expectedReadings } from '../helpers/verify.js';
+import { checkDelivery, expectedReadings, randomMs, sinkDuplicates } from '../helpers/verify.js';
 import { delay, waitFor } from '../helpers/wait-for.js';
 
 const { dir: base, mosquitto, kafka } = brokersForFile();
 
-const randomMs = (min: number, max: number): number => min + Math.floor(Math.random() * (max - min));
 
 test('exactly_once: records and the cursor commit together; the cursor record is in the compacted topic; a restart sends nothing again', async () => {
   const dir = join(base, 'eos-basic');
@@ -99,23 +98,17 @@ for (const delivery of ['at_least_once', 'exactly_once'] as const) {
       // Two kinds of duplicates: the same journal record sent twice (same sluice.seq: the sink's
       // doing, what exactly_once removes), and one reading journaled twice under two seqs (the MQTT
       // broker redelivered it because its PUBACK was lost in the kill: the source's doing).
-      const seqs = new Set<string>();
-      let sinkDuplicates = 0;
-      for (const m of final) {
-        const seq = m.headers['sluice.seq']!;
-        if (seqs.has(seq)) sinkDuplicates++;
-        seqs.add(seq);
-      }
-      const line = `crash test (delivery ${delivery}): ${kills} kill -9, ${expectedCount} acknowledged by the broker, ${result.distinct} distinct in Kafka (read_committed), ${result.duplicates} duplicates: ${sinkDuplicates} the same record sent again (same sluice.seq), ${result.duplicates - sinkDuplicates} MQTT redeliveries journaled twice; ${result.missing.length} missing`;
+      const sinkDups = sinkDuplicates(final);
+      const line = `crash test (delivery ${delivery}): ${kills} kill -9, ${expectedCount} acknowledged by the broker, ${result.distinct} distinct in Kafka (read_committed), ${result.duplicates} duplicates: ${sinkDups} the same record sent again (same sluice.seq), ${result.duplicates - sinkDups} MQTT redeliveries journaled twice; ${result.missing.length} missing`;
       results.push(line);
       console.log(line);
       assert.ok(messages.length > 0);
       assert.deepEqual(result.missing, []);
       assert.deepEqual(result.outOfOrder, []);
       // MQTT redeliveries of messages already journaled are recognised at ingest (redelivery filter).
-      assert.equal(result.duplicates - sinkDuplicates, 0, 'no reading journaled twice under two seqs');
+      assert.equal(result.duplicates - sinkDups, 0, 'no reading journaled twice under two seqs');
       if (delivery === 'exactly_once') {
-        assert.equal(sinkDuplicates, 0, 'exactly once: no journal record twice in Kafka');
+        assert.equal(sinkDups, 0, 'exactly once: no journal record twice in Kafka');
         // Counted by reading (device, n), not only by seq: zero of any kind.
         assert.equal(result.duplicates, 0, 'exactly once: no reading twice in Kafka');
       }

@@ -59,3 +59,21 @@ export function expectedReadings(devices: number, perDevice: number, start = 0, 
   }
   return into;
 }
+
+/**
+ * Duplicates with the same sluice.seq: one journal record sent twice (the sink's at-least-once
+ * resends). A reading twice under two seqs would instead be an MQTT redelivery journaled twice.
+ */
+export function sinkDuplicates(messages: KafkaMessage[]): number {
+  const seqs = new Set<string>();
+  let dup = 0;
+  for (const m of messages) {
+    const seq = m.headers['sluice.seq']!;
+    if (seqs.has(seq)) dup++;
+    seqs.add(seq);
+  }
+  return dup;
+}
+
+/** Random delays for kill tests: a kill lands at a different moment each time. */
+export const randomMs = (min: number, max: number): number => min + Math.floor(Math.random() * (max - min));
