@@ -15,7 +15,7 @@ const secretFields = {
 const tlsSchema = z
   .strictObject({
     enabled: z.boolean().default(false).describe('Use TLS. Default false.'),
-    ca_file: z.string().optional().describe('PEM file of CA certificates to trust instead of the system CAs.'),
+    ca_file: z.string().optional().describe('PEM file of CA certificates to trust instead of the system CAs. Absent: the system bundle ($SSL_CERT_FILE, default /etc/ssl/certs/ca-certificates.crt) plus Node\'s bundled CAs.'),
     cert_file: z.string().optional().describe('PEM client certificate, for mutual TLS.'),
     key_file: z.string().optional().describe('PEM private key of the client certificate, for mutual TLS.'),
     reject_unauthorized: z.boolean().default(true).describe('Verify the server certificate and name. Default true; turn off only for testing.'),

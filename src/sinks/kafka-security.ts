@@ -4,6 +4,7 @@ import type { SASLOptions } from 'kafkajs';
 import type { SinkConfig } from '../config/load.js';
 import { SluiceError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
+import { systemCas } from '../util/tls-trust.js';
 import { TokenSource } from './oauth-token.js';
 
 /** What kafkajs needs for TLS and SASL. */
@@ -22,8 +23,7 @@ export function kafkajsSecurity(cfg: SinkConfig, clock: Clock, tokens?: TokenSou
   const tls = cfg.tls;
   if (tls.enabled) {
     out.ssl = {
-      // Absent ca_file: Node's bundled CAs (the system's with NODE_USE_SYSTEM_CA / --use-openssl-ca).
-      ca: tls.caFile ? [readPem(tls.caFile, 'tls.ca_file')] : undefined,
+      ca: tls.caFile ? [readPem(tls.caFile, 'tls.ca_file')] : systemCas(),
       cert: tls.certFile ? readPem(tls.certFile, 'tls.cert_file') : undefined,
       key: tls.keyFile ? readPem(tls.keyFile, 'tls.key_file') : undefined,
       rejectUnauthorized: tls.rejectUnauthorized,

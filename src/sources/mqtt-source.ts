@@ -13,6 +13,7 @@ import { OnceLogger } from '../util/once-logger.js';
 import { AckGate } from './ack-gate.js';
 import { Qos2Store } from './qos2-store.js';
 import { RedeliveryFilter } from './redelivery-filter.js';
+import { systemCas } from '../util/tls-trust.js';
 
 export type MqttClientFactory = (url: string, options: IClientOptions) => MqttClient;
 
@@ -107,7 +108,7 @@ export class MqttSource implements Component {
       properties: cfg.protocolVersion === 5 ? { sessionExpiryInterval: cfg.sessionExpiryS, receiveMaximum: cfg.receiveMaximum } : undefined,
       ...(cfg.tls.enabled || cfg.url.startsWith('mqtts') || cfg.url.startsWith('wss')
         ? {
-            ca: cfg.tls.caFile ? readFileSync(cfg.tls.caFile) : undefined,
+            ca: cfg.tls.caFile ? readFileSync(cfg.tls.caFile) : systemCas(),
             cert: cfg.tls.certFile ? readFileSync(cfg.tls.certFile) : undefined,
             key: cfg.tls.keyFile ? readFileSync(cfg.tls.keyFile) : undefined,
             rejectUnauthorized: cfg.tls.rejectUnauthorized,
