@@ -14,6 +14,7 @@ import { AckGate } from './ack-gate.js';
 import { Qos2Store } from './qos2-store.js';
 import { RedeliveryFilter } from './redelivery-filter.js';
 import { systemCas } from '../util/tls-trust.js';
+import { DropCoalescer } from './drop-coalescer.js';
 
 export type MqttClientFactory = (url: string, options: IClientOptions) => MqttClient;
 
@@ -61,6 +62,8 @@ export class MqttSource implements Component {
   private readonly once: OnceLogger;
   private readonly sourceName: string;
   private readonly received: { inc: (by?: number) => void };
+  /** Oversized payloads are acknowledged and not journaled: gap records say how many, per second. */
+  private readonly drops: DropCoalescer;
 
   constructor(
     private readonly cfg: MqttConfig,
@@ -73,6 +76,7 @@ export class MqttSource implements Component {
     this.backoff = new Backoff({ initialMs: cfg.reconnectMinMs, maxMs: cfg.reconnectMaxMs });
     this.received = deps.metrics.counter('sluice_source_received_total', { source: this.sourceName });
     this.redelivered = deps.metrics.counter('sluice_source_redeliveries_skipped_total', { source: this.sourceName });
+    this.drops = new DropCoalescer(this.sourceName, deps.reportGap ?? (() => undefined));
   }
 
   get connected(): boolean {
@@ -303,6 +307,7 @@ export class MqttSource implements Component {
     this.received.inc();
     if (payload.length > this.cfg.maxPayloadBytes) {
       this.deps.metrics.inc('sluice_source_rejected_total', { source: this.sourceName, reason: 'payload_too_large' });
+      this.drops.add('payload_too_large', payload.length, this.deps.clock.now(), `payloads over max_payload_bytes (${this.cfg.maxPayloadBytes}) acknowledged and not journaled; first on ${packet.topic}`);
       this.once.warn(`too-large:${packet.topic}`, { topic: packet.topic, bytes: payload.length, limit: this.cfg.maxPayloadBytes, rejected: this.deps.metrics.get('sluice_source_rejected_total', { source: this.sourceName, reason: 'payload_too_large' }) }, 'payload over max_payload_bytes rejected');
       return journal.lastAssignedSeq;
     }
@@ -322,8 +327,10 @@ export class MqttSource implements Component {
     this.reconnectTimer = null;
     if (this.resumeTimer) clearInterval(this.resumeTimer);
     this.resumeTimer = null;
-    // Commit what was taken and send its acks, so the broker does not redeliver it next time.
+    // Commit what was taken (and the gap record of any payload rejected) and send its acks, so
+    // the broker does not redeliver it next time.
     try {
+      this.drops.flush();
       this.deps.journal.flush();
       this.gate?.release();
     } catch (err) {

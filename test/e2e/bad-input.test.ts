@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { Daemon, runCli, writeConfig } from '../helpers/daemon.js';
+import { gapPayloads } from '../helpers/gaps.js';
 import { journalCounts } from '../helpers/journal-file.js';
 import { consumeOrEmpty } from '../helpers/kcat.js';
 import { Publisher, reading } from '../helpers/publisher.js';
@@ -98,9 +99,9 @@ test('a missing config file is a clear error with exit 3', async () => {
   assert.match(r.stderr, /nope\.toml: cannot read config file: ENOENT/);
 });
 
-test('an oversized payload is rejected, counted and logged once with its reason; the daemon keeps going', async () => {
+test('an oversized payload is rejected, counted, logged once with its reason and named in a gap record; the daemon keeps going', async () => {
   const dir = join(base, 'gw-oversize');
-  const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], clientId: 'sluice-oversize', mqttExtra: 'max_payload_bytes = 1000\nusername = "gw"\npassword = "hunter2-secret"', routes: [{ match: 'dev/+device/#', topic: 'oversize', key: '{device}' }] });
+  const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], clientId: 'sluice-oversize', mqttExtra: 'max_payload_bytes = 1000\nusername = "gw"\npassword = "hunter2-secret"', sinkExtra: 'gap_topic = "gaps-oversize"', routes: [{ match: 'dev/+device/#', topic: 'oversize', key: '{device}' }] });
   const daemon = Daemon.run(config).start();
   try {
     await daemon.waitForLog(/subscribed/);
@@ -119,10 +120,21 @@ test('an oversized payload is rejected, counted and logged once with its reason;
     assert.ok(daemon.running, 'daemon still running');
     assert.equal(daemon.countLogs(/payload over max_payload_bytes rejected/), 1, 'logged once');
     assert.match(daemon.lines.find((l) => /max_payload_bytes rejected/.test(l))!, /"bytes":5000,"limit":1000/);
+    // Acknowledged and not journaled: a gap record in Kafka says so, so the loss is not silent downstream.
+    const gaps = gapPayloads(await waitFor(async () => {
+      const m = await consumeOrEmpty(kafka.bootstrap, 'gaps-oversize');
+      return gapPayloads(m).reduce((n, g) => n + (g.reason === 'payload_too_large' ? g.count : 0), 0) >= 2 ? m : null;
+    }, { what: 'a payload_too_large gap record for both' }));
+    const tooLarge = gaps.filter((g) => g.reason === 'payload_too_large');
+    assert.equal(tooLarge.reduce((n, g) => n + g.count, 0), 2);
+    assert.equal(tooLarge.reduce((n, g) => n + g.bytes, 0), 11000);
     assert.equal(await daemon.stop(), 0);
     const final = daemon.lines.find((l) => /final counters/.test(l))!;
     assert.match(final, /"sluice_source_rejected_total\{reason=\\"payload_too_large\\",source=\\"mqtt:local\\"\}":2/);
     assert.doesNotMatch(daemon.lines.join('\n'), /hunter2/, 'secrets never logged');
+  } catch (err) {
+    console.log(daemon.lines.slice(-30).join('\n'));
+    throw err;
   } finally {
     await daemon.stop();
   }

@@ -11,7 +11,7 @@ import { Backoff } from '../../util/backoff.js';
 import type { Clock } from '../../util/clock.js';
 import { OnceLogger } from '../../util/once-logger.js';
 import { createDecoder, type Decoder } from './decode.js';
-import { DropCoalescer } from './drop-coalescer.js';
+import { DropCoalescer } from '../drop-coalescer.js';
 import { createFramer, type Framer } from './framing.js';
 import { Poller } from './poller.js';
 import { compileTopicTemplate, keyFromField } from './topic-template.js';

@@ -1,4 +1,4 @@
-import type { ReportGap } from '../../journal/gaps.js';
+import type { ReportGap } from '../journal/gaps.js';
 
 interface Pending {
   count: number;
