@@ -43,7 +43,7 @@ const mqttSchema = z.strictObject({
   reconnect_min_ms: z.number().int().min(10).default(500).describe('First reconnect delay, in milliseconds; it doubles (with jitter) up to reconnect_max_ms. Default 500.'),
   reconnect_max_ms: z.number().int().min(10).default(30000).describe('Largest reconnect delay, in milliseconds. Default 30000.'),
   overflow: overflowSchema.default('backpressure').describe('When the journal reaches a bound: "backpressure" stops taking messages (sluice disconnects and the broker keeps them in the persistent session until there is room; nothing is lost), "drop_oldest" lets this source\'s oldest journaled records be evicted to make room, each eviction reported by a gap record. Default "backpressure".'),
-  max_payload_bytes: z.number().int().min(1).default(262144).describe('Payloads larger than this are acknowledged, not journaled, counted and logged. Default 262144 (256 KiB).'),
+  max_payload_bytes: z.number().int().min(1).default(262144).describe('Payloads larger than this are acknowledged, not journaled, counted, logged once per topic and named in a payload_too_large gap record. Default 262144 (256 KiB).'),
   tls: tlsSchema.prefault({}),
   subscribe: z.array(subscriptionSchema).min(1, 'at least one subscription is needed').describe('Topic filters to subscribe to.'),
 });
