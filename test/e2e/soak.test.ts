@@ -10,7 +10,8 @@ import { Publisher, StreamPublisher } from '../helpers/publisher.js';
 import { checkDelivery, expectedReadings } from '../helpers/verify.js';
 import { waitFor } from '../helpers/wait-for.js';
 
-const { dir: base, mosquitto, kafka } = brokersForFile({ kafkaAway: true });
+// newest_first needs one partition, so its offsets are the order in which sluice shipped.
+const { dir: base, mosquitto, kafka } = brokersForFile({ kafkaAway: true, whileUp: (k) => createTopic(k.bootstrap, 'readings-newest', 1) });
 
 const kafkaUntil = (topic: string, done: (m: KafkaMessage[]) => boolean, what: string, timeoutMs?: number): Promise<KafkaMessage[]> =>
   consumeUntil(() => kafka.bootstrap, topic, done, what, timeoutMs);
@@ -78,10 +79,7 @@ test('soak: three cycles of Kafka down, ingest past max_bytes (drop_oldest), kil
 });
 
 test('drain_order newest_first: readings published after Kafka returns overtake the backlog; nothing is lost', async () => {
-  // One partition: offsets are the order in which sluice shipped.
-  await kafka.stop();
-  await kafka.start();
-  await createTopic(kafka.bootstrap, 'readings-newest', 1);
+  // readings-newest has one partition (created before the file's tests).
   await kafka.stop();
   const dir = join(base, 'newest');
   const config = writeConfig({
