@@ -63,8 +63,9 @@ function readPem(path: string, key: string): string {
  * login or a certificate problem will not go away by waiting.
  */
 export function securityHint(err: unknown): string | undefined {
-  const text = `${(err as Error)?.name ?? ''} ${(err as Error)?.message ?? String(err)} ${String((err as { cause?: Error })?.cause?.message ?? '')}`;
+  const text = `${(err as Error)?.name ?? ''} ${String((err as { type?: unknown })?.type ?? '')} ${(err as Error)?.message ?? String(err)} ${String((err as { cause?: Error })?.cause?.message ?? '')}`;
   if (/SASL|authentication failed|Authentication failed|ILLEGAL_SASL_STATE|UNSUPPORTED_SASL_MECHANISM/i.test(text)) return 'the broker refused the SASL login: check sink.sasl (mechanism, username, password or token)';
   if (/certificate|self[- ]signed|CERT_|unable to verify|altnames|ERR_TLS|SSL routines|alert/i.test(text)) return 'TLS handshake failed: check sink.tls (ca_file, cert_file/key_file) and the broker address';
+  if (/AUTHORIZATION_FAILED|Not authorized|authorization failed/i.test(text)) return 'the broker refused access: grant the sink\'s principal WRITE and DESCRIBE on the topic (and on the transactional id for exactly_once)';
   return undefined;
 }

@@ -45,6 +45,8 @@ export class KafkaSink implements Component {
   private loop: Promise<void> | null = null;
   private abort = new AbortController();
   private failingSince: number | null = null;
+  /** What kind of failure this outage last logged at warn: a new kind gets its own clear line. */
+  private failureKind: string | null = null;
   private readonly router: Router;
   private readonly backoff: Backoff;
   private readonly log: Logger;
@@ -219,6 +221,7 @@ export class KafkaSink implements Component {
     if (this.failingSince !== null) {
       this.log.info({ downForMs: this.deps.clock.now() - this.failingSince }, 'Kafka reachable again; shipping the backlog');
       this.failingSince = null;
+      this.failureKind = null;
     }
     this.backoff.reset();
     confirmed(last);
@@ -230,9 +233,12 @@ export class KafkaSink implements Component {
   private noteFailure(err: unknown): number {
     this.deps.metrics.inc('sluice_sink_errors_total', { sink: this.cfg.name });
     const delay = this.backoff.next();
-    if (this.failingSince === null) {
-      this.failingSince = this.deps.clock.now();
-      this.log.warn({ err: errorMessage(err), hint: securityHint(err), brokers: this.cfg.brokers }, 'cannot ship to Kafka; records stay in the journal, retrying with backoff');
+    const hint = securityHint(err);
+    const kind = failureKind(hint);
+    if (this.failingSince === null || kind !== this.failureKind) {
+      this.failingSince ??= this.deps.clock.now();
+      this.failureKind = kind;
+      this.log.warn({ err: errorMessage(err), hint, brokers: this.cfg.brokers }, 'cannot ship to Kafka; records stay in the journal, retrying with backoff');
     } else {
       this.log.debug({ err: errorMessage(err), retryInMs: delay }, 'Kafka send failed again');
     }
@@ -331,4 +337,13 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
     timer = setTimeout(() => reject(new SluiceError('SLUICE_KAFKA_TIMEOUT', `no answer from Kafka within ${ms} ms`, { retriable: true })), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Groups failures for logging: an outage logs one line, and another only when a failure needs a
+ * different fix (a hung broker, then a refused login, then a missing ACL). Transient errors that
+ * alternate while a broker is away (timeouts, resets, refused connections) are one kind.
+ */
+function failureKind(hint: string | undefined): string {
+  return hint ?? 'transient';
 }

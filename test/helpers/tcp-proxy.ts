@@ -13,9 +13,10 @@ export class TcpProxy {
 
   constructor(private readonly target: () => { host: string; port: number }) {}
 
-  async start(port = 0): Promise<void> {
+  /** `host`: any loopback address, e.g. 127.0.0.2 to reach a broker under a name its certificate lacks. */
+  async start(port = 0, host = '127.0.0.1'): Promise<void> {
     this.server = createServer((client) => this.accept(client));
-    await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => this.server!.listen(port, host, resolve));
     this.port = (this.server.address() as { port: number }).port;
   }
 

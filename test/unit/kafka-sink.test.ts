@@ -14,7 +14,7 @@ import { waitFor } from '../helpers/wait-for.js';
 const tmp = tempDir();
 after(() => tmp.cleanup());
 
-async function setup(name: string, send: (b: OutgoingBatch) => Promise<void>) {
+async function setup(name: string, send: (b: OutgoingBatch) => Promise<void>, logger = pino({ level: 'silent' })) {
   const config = parseConfig(`
 [journal]
 path = "${join(tmp.path, name, 'journal.db')}"
@@ -28,7 +28,6 @@ match = "dev/+d/#"
 topic = "t"
 key = "{d}"
 `);
-  const logger = pino({ level: 'silent' });
   const journal = new SqliteJournal({ ...config.journal, logger, clock: systemClock });
   await journal.start();
   journal.registerSinks(['kafka']);
@@ -73,6 +72,33 @@ test('a programming error stops the sink instead of retrying it; the records sta
   assert.equal(calls, 1, 'not retried');
   assert.equal(journal.cursor('kafka'), 0);
   assert.equal(journal.read(0, 10, 1 << 20).length, 1);
+  await sink.stop();
+  await journal.stop();
+});
+
+test('an outage logs one warn line, and one more only when the failure needs another fix (an ACL refusal, with a hint); not one per retry', async () => {
+  const lines: { msg: string; err?: string; hint?: string }[] = [];
+  const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(JSON.parse(l) as { msg: string }) });
+  const failures = [
+    new Error('Connection error: connect ECONNREFUSED'),
+    Object.assign(new Error('no answer from Kafka within 30000 ms'), { code: 'SLUICE_KAFKA_TIMEOUT' }),
+    new Error('Connection error: connect ECONNREFUSED'),
+    Object.assign(new Error('Not authorized to access topics: [Topic authorization failed]'), { type: 'TOPIC_AUTHORIZATION_FAILED' }),
+    Object.assign(new Error('Not authorized to access topics: [Topic authorization failed]'), { type: 'TOPIC_AUTHORIZATION_FAILED' }),
+    Object.assign(new Error('Not authorized to access topics: [Topic authorization failed]'), { type: 'TOPIC_AUTHORIZATION_FAILED' }),
+  ];
+  const { journal, sink } = await setup('kinds', async () => {
+    const err = failures.shift();
+    if (err) throw err;
+  }, logger);
+  journal.append(rec(1));
+  journal.flush();
+  await sink.start();
+  await waitFor(() => journal.cursor('kafka') === 1, { what: 'shipped after six failures' });
+  const warns = lines.filter((l) => /cannot ship to Kafka/.test(l.msg));
+  assert.equal(warns.length, 2, JSON.stringify(warns));
+  assert.match(warns[0]!.err!, /ECONNREFUSED/);
+  assert.match(warns[1]!.hint!, /grant the sink's principal WRITE/);
   await sink.stop();
   await journal.stop();
 });
