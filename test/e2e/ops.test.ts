@@ -29,6 +29,8 @@ test('sd_notify, metrics and status: READY=1 after start, WATCHDOG=1 at half Wat
 
     const pub = new Publisher(mosquitto.url);
     await pub.connect();
+    // One payload over max_payload_bytes (default 256 KiB): rejected, counted, named in a gap record.
+    await pub.publish('dev/d0/reading', Buffer.alloc(300 * 1024, 'x'));
     assert.equal(await pub.publishMany(10, 100), 1000);
     await pub.close();
     const messages = await waitFor(
@@ -50,12 +52,20 @@ test('sd_notify, metrics and status: READY=1 after start, WATCHDOG=1 at half Wat
       },
       { what: 'sink lag 0 in /metrics' },
     );
-    assert.equal(metricValue(metrics, 'sluice_source_received_total{source="mqtt:local"}'), 1000);
-    assert.equal(metricValue(metrics, 'sluice_sink_shipped_total{sink="kafka"}'), messages.length);
+    assert.equal(metricValue(metrics, 'sluice_source_received_total{source="mqtt:local"}'), 1001);
+    assert.equal(metricValue(metrics, 'sluice_source_rejected_total{reason="payload_too_large",source="mqtt:local"}'), 1);
+    assert.equal(metricValue(metrics, 'sluice_dropped_records_total{reason="payload_too_large",source="mqtt:local"}'), 1);
+    assert.equal(metricValue(metrics, 'sluice_gap_records_total{reason="payload_too_large"}'), 1);
+    // The readings plus that gap record (to the default gap topic).
+    assert.equal(metricValue(metrics, 'sluice_sink_shipped_total{sink="kafka"}'), messages.length + 1);
     assert.equal(metricValue(metrics, 'sluice_sink_errors_total{sink="kafka"}') ?? 0, 0);
     assert.equal(metricValue(metrics, 'sluice_journal_backlog_records'), 0);
-    assert.equal(metricValue(metrics, 'sluice_journal_last_seq'), 1000);
-    assert.equal(metricValue(metrics, 'sluice_sink_cursor{sink="kafka"}'), 1000);
+    assert.equal(metricValue(metrics, 'sluice_journal_last_seq'), 1001);
+    assert.equal(metricValue(metrics, 'sluice_sink_cursor{sink="kafka"}'), 1001);
+    assert.ok(metricValue(metrics, 'sluice_journal_bytes')! > 0, 'journal file size');
+    assert.equal(metricValue(metrics, 'sluice_journal_oldest_age_seconds'), 0, 'nothing journaled once drained');
+    assert.ok([0, -1].includes(metricValue(metrics, 'sluice_sink_eta_seconds{sink="kafka"}')!), 'ETA: caught up');
+    assert.equal(metricValue(metrics, 'sluice_sink_failing_seconds{sink="kafka"}'), 0);
     assert.ok(metricValue(metrics, 'sluice_journal_commits_total')! > 0);
     assert.equal(metricValue(metrics, 'sluice_journal_fsyncs_total'), metricValue(metrics, 'sluice_journal_commits_total'));
     assert.ok(metricValue(metrics, 'sluice_journal_bytes_written_total')! > 200 * 1000, 'journal wrote at least the payload bytes');
@@ -72,13 +82,13 @@ test('sd_notify, metrics and status: READY=1 after start, WATCHDOG=1 at half Wat
     const report = JSON.parse(json.stdout) as { state: string; gateway: string; sources: { name: string; state: string; received: number }[]; sinks: { name: string; state: string; shipped: number; lag_records: number; eta_s: number }[]; journal: { backlog_records: number } };
     assert.equal(report.state, 'ready');
     assert.equal(report.gateway, 'test-gw');
-    assert.deepEqual(report.sources.map((s) => [s.name, s.state, s.received]), [['mqtt:local', 'connected', 1000]]);
-    assert.deepEqual(report.sinks.map((s) => [s.name, s.state, s.shipped, s.lag_records, s.eta_s]), [['kafka', 'caught_up', 1000, 0, 0]]);
+    assert.deepEqual(report.sources.map((s) => [s.name, s.state, s.received]), [['mqtt:local', 'connected', 1001]]);
+    assert.deepEqual(report.sinks.map((s) => [s.name, s.state, s.shipped, s.lag_records, s.eta_s]), [['kafka', 'caught_up', 1001, 0, 0]]);
     assert.equal(report.journal.backlog_records, 0);
     const text = await runCli(['status', '--url', `http://127.0.0.1:${port}`]);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /^sluice \S+ on test-gw: ready/);
-    assert.match(text.stdout, /mqtt:local\s+connected\s+1,000 received/);
+    assert.match(text.stdout, /mqtt:local\s+connected\s+1,001 received/);
     assert.match(text.stdout, /kafka\s+caught up\s+lag 0/);
 
     await notify.waitFor('WATCHDOG=1', 3);

@@ -7,8 +7,9 @@ import { Daemon, writeConfig, type TestConfig } from '../helpers/daemon.js';
 import { consumeOrEmpty, type KafkaMessage } from '../helpers/kcat.js';
 import { freePort } from '../helpers/net.js';
 import { httpGet, metricValue } from '../helpers/notify-socket.js';
-import { StreamPublisher } from '../helpers/publisher.js';
-import { checkDelivery } from '../helpers/verify.js';
+import { journalCounts } from '../helpers/journal-file.js';
+import { Publisher, StreamPublisher } from '../helpers/publisher.js';
+import { checkDelivery, expectedReadings } from '../helpers/verify.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const { dir: base, mosquitto, kafka } = brokersForFile();
@@ -92,6 +93,64 @@ test('SIGHUP under load: a changed route, sink limits, MQTT settings and log lev
     throw err;
   } finally {
     await pub.stop().catch(() => undefined);
+    assert.equal(await daemon.stop(), 0);
+  }
+});
+
+test('SIGHUP adds a sink, re-points its brokers, then removes it: the added sink gets what was journaled after it, waits while its brokers are wrong, ships once they are right; once removed it no longer holds the journal', async () => {
+  const dir = join(base, 'sinks');
+  const dead = `127.0.0.1:${await freePort()}`;
+  const common: TestConfig = { dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], clientId: 'sluice-reload-sinks', routes: [{ match: 'dev/+device/#', topic: 'reload-a', key: '{device}' }] };
+  const second = (brokers: string): string => `[[sink]]\nname = "second"\nbrokers = ["${brokers}"]\nretry_min_ms = 200\nretry_max_ms = 1000\n[[sink.route]]\nmatch = "dev/+device/#"\ntopic = "reload-b"\nkey = "{device}"\n`;
+  const config = writeConfig(common);
+  const daemon = Daemon.run(config).start();
+  const pub = new Publisher(mosquitto.url);
+  let reloads = 0;
+  const reload = async (c: TestConfig): Promise<string[]> => {
+    writeConfig(c);
+    daemon.signal('SIGHUP');
+    reloads++;
+    await waitFor(() => (daemon.countLogs(/"msg":"config reloaded"/) === reloads ? true : null), { what: `reload ${reloads} applied` });
+    return (JSON.parse(daemon.lines.filter((l) => /"msg":"config reloaded"/.test(l)).at(-1)!) as { changed: string[] }).changed;
+  };
+  const inTopic = (topic: string, n: number): Promise<KafkaMessage[]> =>
+    waitFor(async () => {
+      const m = await consumeOrEmpty(kafka.bootstrap, topic);
+      return m.length >= n ? m : null;
+    }, { what: `${n} in ${topic}`, timeoutMs: 60000, intervalMs: 500 });
+  try {
+    await daemon.waitForLog(/subscribed/);
+    await pub.connect();
+    await pub.publishMany(5, 20);
+    await inTopic('reload-a', 100);
+
+    // Added, with brokers nobody answers on: records wait for it in the journal.
+    assert.deepEqual(await reload({ ...common, extraTables: second(dead) }), ['sink:second']);
+    await pub.publishMany(5, 20, { start: 20 });
+    await inTopic('reload-a', 200);
+    await daemon.waitForLog(/"component":"sink:second".*cannot ship to Kafka/);
+    await waitFor(() => (journalCounts(join(dir, 'journal.db')).records >= 100 ? true : null), { what: 'the 100 held for the second sink' });
+
+    // Re-pointed at the real cluster: it ships exactly what was journaled since it was added.
+    assert.deepEqual(await reload({ ...common, extraTables: second(kafka.bootstrap) }), ['sink:second']);
+    const b = await inTopic('reload-b', 100);
+    const rb = checkDelivery(b, expectedReadings(5, 20, 20));
+    assert.deepEqual(rb.missing, []);
+    assert.equal(rb.duplicates, 0);
+    assert.equal(b.length, 100, 'nothing from before it was added');
+
+    // Removed: its cursor is forgotten; the journal drains with the first sink alone.
+    assert.deepEqual(await reload(common), ['sink:second']);
+    await daemon.waitForLog(/forgot the cursor of a sink no longer configured/);
+    await pub.publishMany(5, 20, { start: 40 });
+    const a = await inTopic('reload-a', 300);
+    const ra = checkDelivery(a, expectedReadings(5, 60));
+    assert.deepEqual(ra.missing, []);
+    assert.equal(ra.duplicates, 0);
+    await waitFor(() => (journalCounts(join(dir, 'journal.db')).rows === 0 ? true : null), { what: 'journal drained without the removed sink' });
+    assert.equal((await consumeOrEmpty(kafka.bootstrap, 'reload-b')).length, 100, 'the removed sink shipped nothing more');
+  } finally {
+    await pub.close().catch(() => undefined);
     assert.equal(await daemon.stop(), 0);
   }
 });

@@ -7,7 +7,10 @@ import { Metrics } from '../../src/metrics.js';
 import { ProgressTracker } from '../../src/ops/progress.js';
 import { renderPrometheus } from '../../src/ops/prometheus.js';
 import { SdNotifier } from '../../src/ops/sd-notify.js';
-import type { StatusReport } from '../../src/ops/status.js';
+import { OpsServer } from '../../src/ops/ops-server.js';
+import type { OpsView, StatusReport } from '../../src/ops/status.js';
+import { LogTap } from '../../src/util/log-tap.js';
+import { httpGet } from '../helpers/notify-socket.js';
 import { createLogSetup } from '../../src/util/logger.js';
 import { prettyLine } from '../../src/util/pretty-log.js';
 
@@ -121,4 +124,25 @@ test('reload compares config sections with their secrets: a changed password is 
   assert.equal(sameConfig({ a: 1, password: new Secret('x') }, { a: 1, password: new Secret('y') }), false);
   assert.equal(sameConfig({ route: [{ match: 'a/#', topic: 't' }] }, { route: [{ match: 'a/#', topic: 'u' }] }), false);
   assert.equal(sameConfig(undefined, { a: 1 }), false);
+});
+
+test('/readyz answers 503 "not ready" with the reasons while the journal is closed and no sink is configured; /healthz still 200', async () => {
+  const view: OpsView = {
+    gatewayId: 'gw', startedAt: Date.now(), version: '0', configPath: null,
+    journal: {} as OpsView['journal'], journalOpen: false, journalPath: '/nonexistent', durability: 'power', logLevel: 'info',
+    metrics: new Metrics(), tap: new LogTap(), degradedAfterMs: 60000,
+    sourceStates: () => [], sinkNames: () => [], reloads: { count: 0, last: null },
+  };
+  const server = new OpsServer({ host: '127.0.0.1', port: 0 }, { view, logger: silent, clock: { now: () => Date.now() } });
+  await server.start();
+  try {
+    const ready = await httpGet(server.port!, '/readyz');
+    assert.equal(ready.status, 503);
+    assert.equal(ready.body, 'not ready: journal is not open; no sink configured\n');
+    assert.equal((await httpGet(server.port!, '/healthz')).status, 200);
+    const metrics = (await httpGet(server.port!, '/metrics')).body;
+    assert.match(metrics, /^sluice_ready 0$/m);
+  } finally {
+    await server.stop();
+  }
 });
