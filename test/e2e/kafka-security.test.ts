@@ -39,6 +39,14 @@ after(async () => {
   tmp.cleanup();
 });
 
+/** Readings d0 and d1, n 0..9 each. */
+async function publishTwenty(): Promise<void> {
+  const pub = new Publisher(mosquitto.url);
+  await pub.connect();
+  assert.equal(await pub.publishMany(2, 10), 20);
+  await pub.close();
+}
+
 /** Publishes readings, checks they are journaled and not shipped while the config is wrong, then fixed. */
 async function wrongThenFixed(
   name: string,
@@ -110,28 +118,8 @@ test('SASL_SSL with SCRAM-SHA-512: a wrong password gives one clear line, record
 });
 
 test('SASL_SSL with SCRAM-SHA-512, password from the environment: ships', async () => {
-  const dir = join(tmp.path, 'scram-env');
-  const topic = 'readings-scram-env';
-  const config = writeConfig({
-    dir,
-    mqttUrl: mosquitto.url,
-    brokers: [kafka.saslSslBootstrap],
-    clientId: 'sluice-scram-env',
-    routes: [{ match: 'dev/+device/#', topic, key: '{device}' }],
-    sinkExtra: `[sink.tls]\nenabled = true\nca_file = "${pki.caCert}"\n[sink.sasl]\nmechanism = "scram-sha-512"\nusername = "gateway"\npassword_env = "TEST_KAFKA_PW"\n`,
-  });
-  const daemon = Daemon.run(config, { TEST_KAFKA_PW: PASSWORD }).start();
-  try {
-    await daemon.waitForLog(/subscribed/);
-    const pub = new Publisher(mosquitto.url);
-    await pub.connect();
-    await pub.publishMany(2, 10);
-    await pub.close();
-    await waitFor(async () => (await consumeOrEmpty(kafka.bootstrap, topic)).length >= 20, { timeoutMs: 30000, what: '20 messages' });
-    assert.ok(!daemon.lines.join('\n').includes(PASSWORD));
-  } finally {
-    assert.equal(await daemon.stop(), 0);
-  }
+  const output = await ships('scram-env', kafka.saslSslBootstrap, `[sink.tls]\nenabled = true\nca_file = "${pki.caCert}"\n[sink.sasl]\nmechanism = "scram-sha-512"\nusername = "gateway"\npassword_env = "TEST_KAFKA_PW"\n`, { TEST_KAFKA_PW: PASSWORD });
+  assert.ok(!output.includes(PASSWORD));
 });
 
 test('mutual TLS: an untrusted server certificate gives one clear line and records wait; trusting the right CA ships them', async () => {
@@ -158,10 +146,7 @@ test('mutual TLS: a client certificate the broker does not trust is refused; rec
   const daemon = Daemon.run(config).start();
   try {
     await daemon.waitForLog(/subscribed/);
-    const pub = new Publisher(mosquitto.url);
-    await pub.connect();
-    await pub.publishMany(2, 10);
-    await pub.close();
+    await publishTwenty();
     await daemon.waitForLog(/cannot ship to Kafka/);
     await waitFor(() => journalCounts(join(dir, 'journal.db')).records === 20, { what: '20 journaled' });
     assert.equal((await consumeOrEmpty(kafka.bootstrap, topic)).length, 0);
@@ -193,10 +178,7 @@ async function ships(name: string, brokers: string, sinkExtra: string, env: Reco
   const daemon = Daemon.run(config, env).start();
   try {
     await daemon.waitForLog(/subscribed/);
-    const pub = new Publisher(mosquitto.url);
-    await pub.connect();
-    await pub.publishMany(2, 10);
-    await pub.close();
+    await publishTwenty();
     const messages = await waitFor(async () => {
       const m = await consumeOrEmpty(kafka.bootstrap, topic);
       return m.length >= 20 ? m : null;
