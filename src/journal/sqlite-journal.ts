@@ -7,6 +7,7 @@ import { SluiceError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 import { freeBytes as statFreeBytes } from './disk-space.js';
 import { EvictionLedger } from './eviction-ledger.js';
+import { APPLICATION_ID, inspectHeader, SCHEMA_VERSION } from './header.js';
 import { GAP_SOURCE, type ReportGap } from './gaps.js';
 import type { CommitSidecar, Journal, JournalRecord, JournalStats, NewRecord } from './journal.js';
 import { decodeRecords, encodeRecords } from './record-codec.js';
@@ -39,9 +40,6 @@ export interface SqliteJournalOptions {
   clock: Clock;
 }
 
-/** Marks the file as a sluice journal ("SLCE"), so a stranger's database is refused, not reused. */
-const APPLICATION_ID = 0x534c4345;
-const SCHEMA_VERSION = 2;
 /** After this many failed commits in a row, the pending records stay queued and we keep trying on a timer. */
 const RETRY_COMMIT_MS = 1000;
 
@@ -166,12 +164,15 @@ export class SqliteJournal implements Journal {
   }
 
   private prepare(db: Database.Database): void {
-    const appId = db.pragma('application_id', { simple: true }) as number;
-    const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number };
-    if (tables.n > 0 && appId !== APPLICATION_ID) {
-      throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `${this.opts.path} is a SQLite database but not a sluice journal; refusing to use it`, { cause: { foreign: true } });
+    const header = inspectHeader(db);
+    if (header.kind === 'foreign') {
+      throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `${this.opts.path} is ${header.problem}; refusing to use it`, { cause: { foreign: true } });
     }
-    if (tables.n === 0) {
+    if (header.kind === 'damaged') {
+      // Ours (it has sluice's tables), so refusing it would only be a crash loop: set it aside.
+      throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `journal ${this.opts.path} has ${header.problem}`);
+    }
+    if (header.kind === 'empty') {
       // auto_vacuum only takes effect before the first table exists.
       db.pragma('auto_vacuum = INCREMENTAL');
       db.pragma(`application_id = ${APPLICATION_ID}`);
@@ -179,13 +180,10 @@ export class SqliteJournal implements Journal {
     } else {
       const check = db.pragma('quick_check', { simple: true }) as string;
       if (check !== 'ok') throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `journal ${this.opts.path} failed SQLite's quick_check: ${check}`);
-      const version = db.pragma('user_version', { simple: true }) as number;
-      if (version === 1) {
+      if (header.version === 1) {
         // Version 2 added eviction classes; old rows are kept-everything, priority 0.
         db.exec('ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT 0; ALTER TABLE batches ADD COLUMN evictable INTEGER NOT NULL DEFAULT 0; ALTER TABLE batches ADD COLUMN crc INTEGER;');
         db.pragma(`user_version = ${SCHEMA_VERSION}`);
-      } else if (version !== SCHEMA_VERSION) {
-        throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `journal ${this.opts.path} has schema version ${version}; this sluice knows ${SCHEMA_VERSION}`, { cause: { foreign: true } });
       }
     }
     const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;
