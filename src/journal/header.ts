@@ -7,6 +7,7 @@ export const SCHEMA_VERSION = 2;
 const KNOWN_VERSIONS = new Set([1, SCHEMA_VERSION]);
 /** Tables every sluice journal has had since version 1: their presence makes a file ours. */
 const SLUICE_TABLES = ['batches', 'cursors', 'meta'] as const;
+const BATCH_COLUMNS = ['first_seq', 'last_seq', 'count', 'bytes', 'min_time', 'max_time', 'data'] as const;
 
 /**
  * What a database file's header and tables say it is:
@@ -31,7 +32,7 @@ export function inspectHeader(db: Database.Database): HeaderVerdict {
     // A brand-new file, or one whose header alone survived: either way nothing to keep.
     return { kind: 'empty' };
   }
-  const ours = SLUICE_TABLES.every((t) => tables.has(t));
+  const ours = SLUICE_TABLES.every((t) => tables.has(t)) && hasBatchColumns(db);
   if (!ours) {
     const why = appId === APPLICATION_ID ? 'it carries sluice\'s application_id but lacks its tables' : `application_id ${hex(appId)}, no sluice tables`;
     return { kind: 'foreign', problem: `a SQLite database but not a sluice journal (${why})` };
@@ -41,6 +42,16 @@ export function inspectHeader(db: Database.Database): HeaderVerdict {
   if (!KNOWN_VERSIONS.has(version)) problems.push(`schema version ${version} (this sluice knows ${[...KNOWN_VERSIONS].join(' and ')}; a newer sluice's journal, or damaged)`);
   if (problems.length) return { kind: 'damaged', problem: `sluice's tables but a damaged header: ${problems.join(', ')}` };
   return { kind: 'journal', version };
+}
+
+/** Tables merely named like ours are not enough to rename someone's file: the batches table must look like sluice's. */
+function hasBatchColumns(db: Database.Database): boolean {
+  try {
+    const cols = new Set(db.prepare("SELECT name FROM pragma_table_info('batches')").pluck().all() as string[]);
+    return BATCH_COLUMNS.every((c) => cols.has(c));
+  } catch {
+    return false;
+  }
 }
 
 function hex(n: number): string {

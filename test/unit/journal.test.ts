@@ -293,7 +293,8 @@ test('`sluice journal check` reports a damaged header and exits non-zero', async
 test('a foreign database with a stray header is still refused, every time', async () => {
   const path = join(tmp.path, 'stranger2.db');
   const db = new Database(path);
-  db.exec('CREATE TABLE meta (k TEXT); CREATE TABLE orders (id INTEGER)');
+  // Even tables named like sluice's: without sluice's batches columns it is someone else's file.
+  db.exec('CREATE TABLE meta (k TEXT); CREATE TABLE cursors (id INTEGER); CREATE TABLE batches (id INTEGER, body TEXT)');
   db.close();
   for (let i = 0; i < 2; i++) {
     await assert.rejects(journal({ path }).start(), (err: SluiceError) => err.code === 'SLUICE_JOURNAL_CORRUPT' && /not a sluice journal/.test(err.message));
