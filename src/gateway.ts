@@ -3,7 +3,7 @@ import type { Component } from './component.js';
 import type { Config } from './config/load.js';
 import { sameConfig } from './config/same.js';
 import { GapRecorder } from './journal/gaps.js';
-import { buildClassifier, type Classify } from './journal/retention.js';
+import { classifierForConfig, type Classify } from './journal/retention.js';
 import type { Journal } from './journal/journal.js';
 import { SqliteJournal } from './journal/sqlite-journal.js';
 import { Metrics } from './metrics.js';
@@ -79,7 +79,7 @@ export class Gateway implements OpsView {
     this.log = deps.logger;
     this.tap = deps.tap ?? new LogTap();
     this.startedAt = this.clock.now();
-    this.classify = classifierFor(config);
+    this.classify = classifierForConfig(config);
     this.journal = new SqliteJournal({
       ...config.journal,
       classify: (source, topic) => this.classify(source, topic),
@@ -219,7 +219,7 @@ export class Gateway implements OpsView {
     for (const name of nextSerial.keys()) if (!prevSerial.has(name)) changed.push(`serial:${name}`);
 
     this.config = effective;
-    this.classify = classifierFor(effective);
+    this.classify = classifierForConfig(effective);
     // Removed sinks lose their cursor; new ones get everything still journaled (the usual rule).
     this.journal.registerSinks(next.sink.map((s) => s.name));
 
@@ -321,15 +321,6 @@ export class Gateway implements OpsView {
   sinkNames(): string[] {
     return this.config.sink.map((s) => s.name);
   }
-}
-
-/** Overflow policy per source name, and route priorities, as the journal's classifier. */
-function classifierFor(config: Config): Classify {
-  const policies = new Map([
-    ...config.mqtt.map((m) => [`mqtt:${m.name}`, m.overflow] as const),
-    ...config.serial.map((p) => [`serial:${p.name}`, p.overflow] as const),
-  ]);
-  return buildClassifier(config, policies);
 }
 
 /** Logs a reload's outcome: one line for what changed, one for what needs a restart. */

@@ -1,5 +1,6 @@
 import { crc32 } from 'node:zlib';
 import Database from 'better-sqlite3';
+import { inspectHeader } from './header.js';
 import { decodeRecords } from './record-codec.js';
 
 /** What an offline look at a journal file found. */
@@ -31,7 +32,13 @@ export function checkJournalFile(path: string): CheckReport {
     try {
       const check = db.pragma('quick_check', { simple: true }) as string;
       if (check !== 'ok') report.problems.push(`quick_check: ${check}`);
-      if ((db.pragma('application_id', { simple: true }) as number) !== 0x534c4345) report.problems.push('not a sluice journal (application_id)');
+      const header = inspectHeader(db);
+      if (header.kind === 'foreign') {
+        report.problems.push(header.problem);
+        return report;
+      }
+      // A damaged header is reported; the rows are still read, to tell what salvage can recover.
+      if (header.kind === 'damaged') report.problems.push(`header damaged: ${header.problem} (sluice sets such a file aside at start)`);
     } catch (err) {
       report.problems.push(`unreadable: ${(err as Error).message}`);
       return report;

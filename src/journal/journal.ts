@@ -31,7 +31,7 @@ export interface JournalStats {
   /** Payload bytes of the records journaled (all sinks). */
   storedBytes: number;
   commits: number;
-  /** Why the journal refuses records now ("max_bytes", "min_free_bytes", "disk_full"), or null. */
+  /** Why the journal refuses records now ("max_bytes", "min_free_bytes", "disk_full", "commit_failing"), or null. */
   full: string | null;
 }
 
@@ -54,7 +54,8 @@ export interface CommitSidecar {
 export interface Journal extends Component {
   /**
    * Queues a record for the next group commit and returns its seq. Not durable until `onCommit` reports a seq at or past it.
-   * Throws SluiceError `SLUICE_JOURNAL_FULL` (retriable) when a bound (max_bytes, min_free_bytes, disk full) stops it taking
+   * Throws SluiceError `SLUICE_JOURNAL_FULL` (retriable) when a bound (max_bytes, min_free_bytes, disk full, or too many
+   * records waiting while commits fail) stops it taking
    * the record: sources that cannot wait (serial) count the record as dropped and report a gap.
    */
   append(record: NewRecord): number;

@@ -51,5 +51,14 @@ export function buildClassifier(config: Pick<Config, 'sink'>, sourcePolicies: Re
   };
 }
 
+/** The journal's classifier for a whole config: each source's `overflow`, then the routes' `priority` and `overflow`. */
+export function classifierForConfig(config: Pick<Config, 'sink' | 'mqtt' | 'serial'>): Classify {
+  const policies = new Map<string, Overflow>([
+    ...config.mqtt.map((m) => [`mqtt:${m.name}`, m.overflow] as const),
+    ...config.serial.map((p) => [`serial:${p.name}`, p.overflow] as const),
+  ]);
+  return buildClassifier(config, policies);
+}
+
 /** Everything kept, nothing evictable: the journal's behaviour without a config (tests, tools). */
 export const keepEverything: Classify = (source) => (source.startsWith('sluice:') ? INTERNAL : DEFAULT);

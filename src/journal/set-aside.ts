@@ -42,7 +42,9 @@ function probe_(path: string): { lastSeq: number | null; unshippedRecords: numbe
     let unshipped: number | null = null;
     try {
       const minCursor = db.prepare('SELECT min(seq) FROM cursors').pluck().get() as number | null;
-      unshipped = db.prepare('SELECT coalesce(sum(count), 0) FROM batches WHERE last_seq > ?').pluck().get(minCursor ?? 0) as number;
+      // Rows hold contiguous seq runs; the one holding the slowest cursor counts only its part above it.
+      const after = minCursor ?? 0;
+      unshipped = db.prepare('SELECT coalesce(sum(last_seq - max(first_seq, ? + 1) + 1), 0) FROM batches WHERE last_seq > ?').pluck().get(after, after) as number;
     } catch {
       unshipped = null;
     }

@@ -7,6 +7,7 @@ import { SluiceError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 import { freeBytes as statFreeBytes } from './disk-space.js';
 import { EvictionLedger } from './eviction-ledger.js';
+import { APPLICATION_ID, inspectHeader, SCHEMA_VERSION } from './header.js';
 import { GAP_SOURCE, type ReportGap } from './gaps.js';
 import type { CommitSidecar, Journal, JournalRecord, JournalStats, NewRecord } from './journal.js';
 import { decodeRecords, encodeRecords } from './record-codec.js';
@@ -39,11 +40,20 @@ export interface SqliteJournalOptions {
   clock: Clock;
 }
 
-/** Marks the file as a sluice journal ("SLCE"), so a stranger's database is refused, not reused. */
-const APPLICATION_ID = 0x534c4345;
-const SCHEMA_VERSION = 2;
-/** After this many failed commits in a row, the pending records stay queued and we keep trying on a timer. */
+/** After a failed commit, the pending records stay queued and we keep trying on a timer. */
 const RETRY_COMMIT_MS = 1000;
+/**
+ * While commits fail (for a reason other than a full disk, which has its own path), records wait in
+ * memory. Past PENDING_COMMITS group commits' worth of records, or PENDING_MAX_BYTES of payload,
+ * appends throw SLUICE_JOURNAL_FULL ("commit_failing") like a full journal: MQTT pauses (the broker
+ * keeps the messages), serial drops with gap records, and memory stays bounded however long the
+ * failure lasts. Four commits ride over a short hiccup (a lock, a slow checkpoint) without pausing
+ * anyone; 32 MiB stays small beside a Raspberry Pi's memory even with large payloads.
+ */
+const PENDING_COMMITS = 4;
+const PENDING_MAX_BYTES = 32 * 1024 * 1024;
+/** Gap and alarm records may use this many times the bound, so a loss during the failure is still reported. */
+const PENDING_INTERNAL_FACTOR = 2;
 
 type Row = { first_seq: number; last_seq: number; count: number; bytes: number; min_time: number; max_time: number; data: Buffer; crc: number | null };
 type EvictRow = { first_seq: number; last_seq: number; count: number; bytes: number; data: Buffer };
@@ -61,6 +71,10 @@ export class SqliteJournal implements Journal {
   private db: Database.Database | null = null;
   private pending: NewRecord[] = [];
   private pendingClass: RecordClass[] = [];
+  /** Payload bytes of `pending`. */
+  private pendingBytes = 0;
+  /** Set once per failing episode when the pending bound refused an append (for the alarm). */
+  private pendingFullAlarmed = false;
   /** Records and payload bytes in the batches table (all sinks, confirmed rows excluded). */
   private stored = { records: 0, bytes: 0 };
   /** Why the journal refuses appends now (a bound or the disk), or null. */
@@ -166,12 +180,15 @@ export class SqliteJournal implements Journal {
   }
 
   private prepare(db: Database.Database): void {
-    const appId = db.pragma('application_id', { simple: true }) as number;
-    const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number };
-    if (tables.n > 0 && appId !== APPLICATION_ID) {
-      throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `${this.opts.path} is a SQLite database but not a sluice journal; refusing to use it`, { cause: { foreign: true } });
+    const header = inspectHeader(db);
+    if (header.kind === 'foreign') {
+      throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `${this.opts.path} is ${header.problem}; refusing to use it`, { cause: { foreign: true } });
     }
-    if (tables.n === 0) {
+    if (header.kind === 'damaged') {
+      // Ours (it has sluice's tables), so refusing it would only be a crash loop: set it aside.
+      throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `journal ${this.opts.path} has ${header.problem}`);
+    }
+    if (header.kind === 'empty') {
       // auto_vacuum only takes effect before the first table exists.
       db.pragma('auto_vacuum = INCREMENTAL');
       db.pragma(`application_id = ${APPLICATION_ID}`);
@@ -179,13 +196,10 @@ export class SqliteJournal implements Journal {
     } else {
       const check = db.pragma('quick_check', { simple: true }) as string;
       if (check !== 'ok') throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `journal ${this.opts.path} failed SQLite's quick_check: ${check}`);
-      const version = db.pragma('user_version', { simple: true }) as number;
-      if (version === 1) {
+      if (header.version === 1) {
         // Version 2 added eviction classes; old rows are kept-everything, priority 0.
         db.exec('ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT 0; ALTER TABLE batches ADD COLUMN evictable INTEGER NOT NULL DEFAULT 0; ALTER TABLE batches ADD COLUMN crc INTEGER;');
         db.pragma(`user_version = ${SCHEMA_VERSION}`);
-      } else if (version !== SCHEMA_VERSION) {
-        throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `journal ${this.opts.path} has schema version ${version}; this sluice knows ${SCHEMA_VERSION}`, { cause: { foreign: true } });
       }
     }
     const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;
@@ -253,6 +267,7 @@ export class SqliteJournal implements Journal {
     } catch (err) {
       this.opts.logger.error({ err, pending: this.pending.length }, 'journal: final commit failed; unacknowledged records will be redelivered by their sources');
     }
+    this.clearTimers(); // the failed flush armed a retry
     this.db.close();
     this.db = null;
     this.opts.logger.info('journal closed');
@@ -264,11 +279,17 @@ export class SqliteJournal implements Journal {
     if (this.fullReason !== null && record.source !== GAP_SOURCE) {
       throw new SluiceError('SLUICE_JOURNAL_FULL', `journal full (${this.fullReason})`, { retriable: true });
     }
+    if (this.failing && this.pendingOver(record.source === GAP_SOURCE ? PENDING_INTERNAL_FACTOR : 1)) {
+      this.alarmPendingFull();
+      throw new SluiceError('SLUICE_JOURNAL_FULL', `journal full (commit_failing: ${this.pending.length} records, ${this.pendingBytes} bytes wait for a commit that fails)`, { retriable: true });
+    }
     this.pending.push(record);
+    this.pendingBytes += record.payload.length;
     this.pendingClass.push((this.opts.classify ?? keepEverything)(record.source, record.topic));
     const seq = this.nextSeq++;
-    if (this.pending.length >= this.opts.commitMaxRecords) {
+    if (this.pending.length >= this.opts.commitMaxRecords && !this.failing) {
       // Commit outside the caller's stack: listeners acknowledge upstream and must not re-enter the source.
+      // Not while commits fail: the retry timer paces those, else every append would retry at once.
       this.immediate ??= setImmediate(() => {
         this.immediate = null;
         this.commitSafely();
@@ -298,16 +319,33 @@ export class SqliteJournal implements Journal {
   private commitSafely(): void {
     try {
       this.flush();
-      if (this.failing) this.opts.logger.info('journal: commits succeed again');
-      this.failing = false;
-    } catch (err) {
-      if (!this.failing) this.opts.logger.error({ err }, 'journal: commit failed; holding acknowledgements and retrying');
-      this.failing = true;
-      this.timer ??= setTimeout(() => {
-        this.timer = null;
-        this.commitSafely();
-      }, RETRY_COMMIT_MS);
+    } catch {
+      // flush() logged it, marked the journal failing and armed the retry.
     }
+  }
+
+  /** Whether the records waiting for a commit exceed `factor` times the bound kept while commits fail. */
+  private pendingOver(factor: number): boolean {
+    return this.pending.length >= factor * PENDING_COMMITS * this.opts.commitMaxRecords || this.pendingBytes >= factor * PENDING_MAX_BYTES;
+  }
+
+  private alarmPendingFull(): void {
+    if (this.pendingFullAlarmed) return;
+    this.pendingFullAlarmed = true;
+    this.opts.logger.warn({ pending: this.pending.length, pendingBytes: this.pendingBytes }, 'journal full: commits keep failing and the records waiting for one reached their bound; sources with overflow = "backpressure" pause, sources that cannot pause drop (with gap records)');
+    this.opts.reportGap?.({ reason: 'journal_full_commit_failing', source: 'sluice:journal', firstTime: this.opts.clock.now(), lastTime: this.opts.clock.now(), count: 0, bytes: 0, detail: 'alarm: commits to the journal keep failing; it stopped taking records until one succeeds; nothing is lost by this alone (see gap records with other reasons for losses)' });
+  }
+
+  /** A commit failed: remember it, say so once, and retry on a timer (also when the failed flush came from outside). */
+  private commitFailed(err: unknown): void {
+    if (!this.failing) this.opts.logger.error({ err, pending: this.pending.length }, 'journal: commit failed; holding acknowledgements and retrying');
+    this.failing = true;
+    if (this.immediate) clearImmediate(this.immediate);
+    this.immediate = null;
+    this.timer ??= setTimeout(() => {
+      this.timer = null;
+      this.commitSafely();
+    }, RETRY_COMMIT_MS);
   }
 
   flush(): void {
@@ -320,18 +358,15 @@ export class SqliteJournal implements Journal {
     const lastSeq = this.nextSeq - 1;
     let inserted: { records: number; bytes: number };
     try {
-      inserted = this.insertRuns(records, classes, firstSeq);
+      inserted = this.insertOrMakeRoom(records, classes, firstSeq);
     } catch (err) {
-      if (!isDiskFull(err)) throw new SluiceError('SLUICE_JOURNAL_WRITE', `journal commit failed: ${(err as Error).message}`, { retriable: true, cause: err });
-      // The disk is full: refuse new records, make room by the overflow policy, try once more.
-      this.setFull('disk_full');
-      this.evict(Number.POSITIVE_INFINITY, 'evicted_disk_full', () => false, Math.max(1, Math.ceil(records.length / this.opts.commitMaxRecords)) * 2);
-      try {
-        inserted = this.insertRuns(records, classes, firstSeq);
-      } catch (err2) {
-        throw new SluiceError('SLUICE_JOURNAL_FULL', `journal commit failed, disk full: ${(err2 as Error).message}`, { retriable: true, cause: err2 });
-      }
+      this.commitFailed(err);
+      throw err;
     }
+    if (this.failing) this.opts.logger.info({ pendingFullWasHit: this.pendingFullAlarmed }, 'journal: commits succeed again; taking records again');
+    this.failing = false;
+    this.pendingFullAlarmed = false;
+    this.pendingBytes = 0;
     this.clearLedgerOnCommit = false;
     this.stored.records += inserted.records;
     this.stored.bytes += inserted.bytes;
@@ -347,6 +382,22 @@ export class SqliteJournal implements Journal {
       }
     }
     this.checkBounds();
+  }
+
+  /** Inserts the pending records; on a full disk, refuses new ones, evicts by policy and tries once more. */
+  private insertOrMakeRoom(records: NewRecord[], classes: RecordClass[], firstSeq: number): { records: number; bytes: number } {
+    try {
+      return this.insertRuns(records, classes, firstSeq);
+    } catch (err) {
+      if (!isDiskFull(err)) throw new SluiceError('SLUICE_JOURNAL_WRITE', `journal commit failed: ${(err as Error).message}`, { retriable: true, cause: err });
+      this.setFull('disk_full');
+      this.evict(Number.POSITIVE_INFINITY, 'evicted_disk_full', () => false, Math.max(1, Math.ceil(records.length / this.opts.commitMaxRecords)) * 2);
+      try {
+        return this.insertRuns(records, classes, firstSeq);
+      } catch (err2) {
+        throw new SluiceError('SLUICE_JOURNAL_FULL', `journal commit failed, disk full: ${(err2 as Error).message}`, { retriable: true, cause: err2 });
+      }
+    }
   }
 
   /** One row per run of records with the same class, so eviction can take whole rows. */
@@ -407,7 +458,7 @@ export class SqliteJournal implements Journal {
 
   /** Whether appends are taken now (false while a bound or a full disk holds them off). */
   get accepting(): boolean {
-    return this.fullReason === null;
+    return this.fullReason === null && !(this.failing && this.pendingOver(1));
   }
 
   private setFull(reason: string): void {
@@ -719,7 +770,7 @@ export class SqliteJournal implements Journal {
       committedSeq: this.committed,
       usedBytes: (pages - free) * this.pageSize,
       commits: this.commitCount,
-      full: this.fullReason,
+      full: this.fullReason ?? (this.failing && this.pendingOver(1) ? 'commit_failing' : null),
     };
   }
 

@@ -173,6 +173,21 @@ test('(b) 64 KiB garbled in the middle: starts, reports the damage (set aside, o
   await checkSays(name, undefined, 0, /: ok/);
 });
 
+test('(e) header garbled (application_id and schema version): starts, sets it aside as damaged (not a foreign file: no crash loop), check says DAMAGED; salvage recovers all 3000', async () => {
+  const name = 'header';
+  await setAsideCase(name, (db) => {
+    const fd = openSync(db, 'r+');
+    try {
+      writeSync(fd, randomBytes(4), 0, 4, 60); // user_version
+      writeSync(fd, randomBytes(4), 0, 4, 68); // application_id
+    } finally {
+      closeSync(fd);
+    }
+  }, true);
+  const out = await checkSays(name, setAsideFile(name), 1, /header damaged/);
+  assert.match(out, /3000 readable records/, 'only the header was damaged: every row is readable');
+});
+
 test('(c) journal file replaced by a directory (unreadable): starts, sets it aside, alarms, keeps ingesting; check says DAMAGED', async () => {
   await setAsideCase('dir', (db) => {
     rmSync(db);

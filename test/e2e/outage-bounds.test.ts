@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { brokersForFile } from '../helpers/brokers.js';
 import { Daemon, writeConfig } from '../helpers/daemon.js';
-import { accountSeqs } from '../helpers/gaps.js';
+import { accountSeqs, evictedSeqs, gapPayloads } from '../helpers/gaps.js';
 import { journalCounts } from '../helpers/journal-file.js';
 import { consumeOrEmpty, type KafkaMessage, consumeUntil } from '../helpers/kcat.js';
 import { Publisher } from '../helpers/publisher.js';
@@ -59,6 +59,63 @@ test('drop_oldest past max_bytes with Kafka down: the oldest go, gap records nam
     // journal filled is protected from eviction, so "oldest" is not exact at the very start).
     const arrived = new Set(readings.map((m) => { const r = JSON.parse(m.payload!) as { device: string; n: number }; return `${r.device}#${r.n}`; }));
     for (let d = 0; d < 20; d++) for (let n = 400; n < 500; n++) assert.ok(arrived.has(`d${d}#${n}`), `newest reading d${d}#${n} arrived`);
+  } finally {
+    assert.equal(await daemon.stop(), 0);
+  }
+});
+
+test('route priority and overflow past max_bytes with Kafka down: the low-priority route is evicted though newest, a backpressure route never', async () => {
+  await kafka.stop();
+  const dir = join(base, 'prio');
+  const config = writeConfig({
+    dir,
+    mqttUrl: mosquitto.url,
+    brokers: [kafka.bootstrap],
+    clientId: 'prio',
+    subscribe: 'prio/#',
+    journalExtra: 'max_bytes = 1048576',
+    mqttExtra: 'overflow = "drop_oldest"',
+    sinkExtra: 'gap_topic = "gaps-prio"',
+    routes: [
+      { match: 'prio/crit/+device/#', topic: 'crit-prio', key: '{device}', overflow: 'backpressure' },
+      { match: 'prio/hi/+device/#', topic: 'hi-prio', key: '{device}', priority: 10 },
+      { match: 'prio/lo/+device/#', topic: 'lo-prio', key: '{device}', priority: -10 },
+    ],
+  });
+  const daemon = Daemon.run(config).start();
+  try {
+    await daemon.waitForLog(/subscribed/);
+    const pub = new Publisher(mosquitto.url);
+    await pub.connect();
+    // Oldest first: critical (source drop_oldest, route backpressure), then high, then the low-priority bulk.
+    assert.equal(await pub.publishMany(5, 100, { prefix: 'prio/crit' }), 500);
+    assert.equal(await pub.publishMany(5, 200, { prefix: 'prio/hi' }), 1000);
+    assert.equal(await pub.publishMany(20, 500, { prefix: 'prio/lo' }), 10000);
+    await pub.close();
+    await daemon.waitForLog(/journal evicted records/, 30000);
+
+    await kafka.start();
+    const crit = await kafkaUntil('crit-prio', (m) => checkDelivery(m, expectedReadings(5, 100)).missing.length === 0, 'all 500 critical readings');
+    const hi = await kafkaUntil('hi-prio', (m) => checkDelivery(m, expectedReadings(5, 200)).missing.length === 0, 'all 1000 high-priority readings');
+    const gapsDone = (m: KafkaMessage[]): boolean => m.some((x) => (x.payload ?? '').includes('evicted_max_bytes'));
+    const gaps = await kafkaUntil('gaps-prio', gapsDone, 'gap records in Kafka');
+    const lo = await kafkaUntil('lo-prio', (m) => {
+      const acc = accountSeqs([...crit, ...hi, ...m], gaps);
+      return acc.delivered + acc.evicted >= 11500;
+    }, 'every low-priority reading delivered or accounted for');
+    const finalGaps = await consumeOrEmpty(kafka.bootstrap, 'gaps-prio');
+    const acc = accountSeqs([...crit, ...hi, ...lo], finalGaps);
+    assert.deepEqual(acc.unaccounted, [], 'every seq is delivered, evicted-with-a-gap-record, or a gap record');
+    assert.deepEqual(acc.both, [], 'no seq is both delivered and reported lost');
+    assert.equal(acc.delivered + acc.evicted, 11500, 'each published reading was journaled once: delivered or evicted');
+    assert.ok(acc.evicted > 1000, `a real eviction happened (${acc.evicted})`);
+    console.log(`priority: ${acc.evicted} low-priority readings evicted, ${acc.delivered} delivered (500 critical, 1000 high among them)`);
+    const kept = new Set([...crit, ...hi].map((m) => Number(m.headers['sluice.seq'])));
+    const evicted = evictedSeqs(gapPayloads(finalGaps));
+    assert.deepEqual([...evicted].filter((s) => kept.has(s)), [], 'no critical or high-priority seq is named in a gap record');
+    const loSeqs = lo.map((m) => Number(m.headers['sluice.seq']));
+    assert.ok(Math.min(...evicted) > Math.max(...kept), 'the evicted seqs are all newer than every critical and high-priority one: priority beat age');
+    assert.ok(loSeqs.length > 0, 'the newest low-priority readings still arrived');
   } finally {
     assert.equal(await daemon.stop(), 0);
   }

@@ -17,7 +17,7 @@ export interface TestConfig {
   journalExtra?: string;
   /** Extra TOML lines for [[sink]]. */
   sinkExtra?: string;
-  routes?: { match: string; topic: string; key?: string }[];
+  routes?: { match: string; topic: string; key?: string; priority?: number; overflow?: 'backpressure' | 'drop_oldest' }[];
   subscribe?: string;
   clientId?: string;
   /** Port of the metrics/status endpoints; default: endpoints off (parallel tests must not collide). */
@@ -79,7 +79,7 @@ connection_timeout_ms = 2000
 retry_min_ms = 200
 retry_max_ms = 2000
 ${c.sinkExtra ?? ''}
-${routes.map((r) => `[[sink.route]]\nmatch = "${r.match}"\ntopic = "${r.topic}"\n${r.key ? `key = "${r.key}"\n` : ''}`).join('\n')}
+${routes.map((r) => `[[sink.route]]\nmatch = "${r.match}"\ntopic = "${r.topic}"\n${r.key ? `key = "${r.key}"\n` : ''}${r.priority !== undefined ? `priority = ${r.priority}\n` : ''}${r.overflow ? `overflow = "${r.overflow}"\n` : ''}`).join('\n')}
 ${c.extraTables ?? ''}
 `;
   mkdirSync(c.dir, { recursive: true });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { SluiceError } from '../../src/errors.js';
 import type { GapReport } from '../../src/journal/gaps.js';
@@ -8,6 +9,7 @@ import type { NewRecord } from '../../src/journal/journal.js';
 import type { Classify } from '../../src/journal/retention.js';
 import { SqliteJournal, type SqliteJournalOptions } from '../../src/journal/sqlite-journal.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
@@ -160,5 +162,83 @@ test('max_age: records older than the bound are evicted whatever the policy; gap
   assert.equal(aged.length, 1);
   assert.deepEqual(aged[0]!.ranges, [[1, 10]]);
   now += 1;
+  await j.stop();
+});
+
+/** Makes every commit fail the way a non-disk-full error would (here a constraint), until `heal()`. */
+function injectCommitFailure(j: SqliteJournal): { heal(): void } {
+  const db = (j as unknown as { db: Database.Database }).db;
+  db.exec("CREATE TEMP TRIGGER inject_commit_failure BEFORE INSERT ON main.batches BEGIN SELECT RAISE(ABORT, 'injected commit failure'); END");
+  return { heal: () => db.exec('DROP TRIGGER temp.inject_commit_failure') };
+}
+
+test('commits failing (not disk full): pending records are bounded, appends throw SLUICE_JOURNAL_FULL, and it takes records again once commits succeed', async () => {
+  const gaps: GapReport[] = [];
+  const j = journal({ gaps, commitMaxRecords: 10 });
+  await j.start();
+  j.registerSinks(['k']);
+  const fault = injectCommitFailure(j);
+  for (let i = 0; i < 5; i++) j.append(rec(i));
+  assert.throws(() => j.flush(), (e: SluiceError) => e.code === 'SLUICE_JOURNAL_WRITE' && /injected commit failure/.test(e.message));
+  let taken = 5;
+  let full: unknown = null;
+  for (let i = 5; i < 100_000 && !full; i++) {
+    try {
+      j.append(rec(i));
+      taken++;
+    } catch (err) {
+      full = err;
+    }
+  }
+  assert.ok(full instanceof SluiceError && full.code === 'SLUICE_JOURNAL_FULL' && full.retriable && /commit_failing/.test(full.message), `full error: ${String(full)}`);
+  assert.equal(taken, 4 * 10, 'at most four group commits of records wait in memory');
+  assert.equal(j.accepting, false, 'MQTT sources see the journal as full and pause');
+  assert.equal(j.stats().full, 'commit_failing');
+  assert.throws(() => j.append(rec(0)), (e: SluiceError) => e.code === 'SLUICE_JOURNAL_FULL', 'still refused');
+  assert.ok(gaps.some((g) => g.reason === 'journal_full_commit_failing' && g.count === 0), 'an alarm (not a loss) was raised');
+  // Gap records of what sources drop meanwhile still get in, within their own (twice as large) bound.
+  j.append(rec(1, { source: 'sluice:gaps', topic: 'sluice/gaps' }));
+  for (let i = 0; i < 1000; i++) {
+    try {
+      j.append(rec(1, { source: 'sluice:gaps', topic: 'sluice/gaps' }));
+    } catch {
+      break;
+    }
+  }
+  const waiting = j.stats().backlogRecords;
+  assert.equal(waiting, 2 * 4 * 10, 'gap records are bounded too');
+  fault.heal();
+  // The retry timer commits by itself; no flush from the test.
+  await waitFor(() => j.accepting, { what: 'the journal taking records again', timeoutMs: 10_000 });
+  assert.equal(j.stats().full, null);
+  assert.equal(j.committedSeq, j.lastAssignedSeq, 'everything taken was committed');
+  assert.equal(j.read(0, 1e9, 1e12).length, waiting, 'nothing taken was lost');
+  j.append(rec(7));
+  j.flush();
+  await j.stop();
+});
+
+test('commits failing: the payload-bytes bound holds too (32 MiB), whatever the record count', async () => {
+  const gaps: GapReport[] = [];
+  const j = journal({ gaps, commitMaxRecords: 100_000 });
+  await j.start();
+  const fault = injectCommitFailure(j);
+  const big = (i: number) => rec(i, { payload: Buffer.alloc(1024 * 1024, i % 251) });
+  j.append(big(0));
+  assert.throws(() => j.flush(), (e: SluiceError) => e.code === 'SLUICE_JOURNAL_WRITE');
+  let taken = 1;
+  for (let i = 1; i < 1000; i++) {
+    try {
+      j.append(big(i));
+      taken++;
+    } catch (err) {
+      assert.ok(err instanceof SluiceError && err.code === 'SLUICE_JOURNAL_FULL');
+      break;
+    }
+  }
+  assert.equal(taken, 32, '32 records of 1 MiB, then full');
+  fault.heal();
+  j.flush();
+  assert.equal(j.accepting, true);
   await j.stop();
 });

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
+import { journalCommand } from '../../src/cli/journal-commands.js';
+import type { CliIo } from '../../src/cli/io.js';
+import { checkJournalFile } from '../../src/journal/check.js';
 import type { GapReport } from '../../src/journal/gaps.js';
 import type { NewRecord } from '../../src/journal/journal.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
@@ -208,4 +212,93 @@ test('a truncated journal is set aside and the new one continues above its seqs'
   assert.equal(gaps[0]?.reason, 'journal_set_aside');
   assert.ok(j2.append(rec(1)) > 3000, 'no seq is reused after a set-aside');
   await j2.stop();
+});
+
+/** Overwrites 4 bytes of the database header, as a bad sector or a stray write would. */
+function garbleHeader(path: string, offset: number): void {
+  const fd = openSync(path, 'r+');
+  try {
+    writeSync(fd, Buffer.from([0xde, 0xad, 0xbe, 0xef]), 0, 4, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+// Bytes 60-63 hold user_version (the schema version), 68-71 application_id ("SLCE").
+for (const { field, offset } of [
+  { field: 'user_version', offset: 60 },
+  { field: 'application_id', offset: 68 },
+]) {
+  test(`a journal with a garbled ${field} is ours, damaged: set aside with an alarm, seqs continue, check reports it`, async () => {
+    const path = join(tmp.path, `header-${field}.db`);
+    const j1 = journal({ path });
+    await j1.start();
+    j1.registerSinks(['k']);
+    for (let i = 0; i < 50; i++) j1.append(rec(i));
+    j1.flush();
+    j1.ack('k', 20); // 30 records not yet shipped
+    await j1.stop();
+    garbleHeader(path, offset);
+
+    const report = checkJournalFile(path);
+    assert.equal(report.ok, false);
+    assert.ok(report.problems.some((p) => /header damaged/.test(p) && p.includes(field === 'application_id' ? 'application_id 0xdeadbeef' : `schema version ${0xdeadbeef | 0}`)), report.problems.join('; '));
+    assert.equal(report.records, 50, 'check still reads the rows a salvage could recover');
+
+    const gaps: GapReport[] = [];
+    for (let restart = 0; restart < 2; restart++) {
+      // Twice: the first start sets the file aside, the second finds the new journal: never a crash loop.
+      const j2 = new SqliteJournal({ path, durability: 'crash', commitDelayMs: 5, commitMaxRecords: 100, logger: pino({ level: 'silent' }), clock: { now: () => 1700000000000 }, reportGap: (g) => gaps.push(g) });
+      await j2.start();
+      j2.registerSinks(['k']);
+      const seq = j2.append(rec(100 + restart));
+      assert.ok(seq > 50, `seq ${seq} continues above the damaged journal's 50`);
+      await j2.stop();
+    }
+    assert.equal(gaps.length, 1, 'one alarm, for the one set-aside');
+    assert.equal(gaps[0]!.reason, 'journal_set_aside');
+    assert.equal(gaps[0]!.count, 30, 'the alarm counts the records not yet shipped');
+    assert.match(gaps[0]!.detail!, /damaged header/);
+    const aside = readdirSync(tmp.path).filter((f) => f.startsWith(`header-${field}.db.corrupt-`) && !/-(wal|shm)$/.test(f));
+    assert.equal(aside.length, 1, `set-aside file: ${aside.join(',')}`);
+    assert.equal(checkJournalFile(join(tmp.path, aside[0]!)).records, 50, 'the set-aside file keeps the records for salvage');
+    assert.equal(checkJournalFile(path).ok, true, 'the new journal is sound');
+  });
+}
+
+test('`sluice journal check` reports a damaged header and exits non-zero', async () => {
+  const path = join(tmp.path, 'cli-header.db');
+  const j = journal({ path });
+  await j.start();
+  j.append(rec(1));
+  await j.stop();
+  garbleHeader(path, 68);
+  const configPath = join(tmp.path, 'cli-header.toml');
+  writeFileSync(configPath, `[journal]\npath = ${JSON.stringify(path)}\n`);
+  let out = '';
+  let code: number | null = null;
+  const io: CliIo = {
+    stdout: new Writable({ write: (c, _e, cb) => ((out += String(c)), cb()) }),
+    stderr: new Writable({ write: (c, _e, cb) => ((out += String(c)), cb()) }),
+    env: {},
+    exit: (c) => void (code = c),
+    onSignal: () => () => {},
+  };
+  await journalCommand('check', [], configPath, io);
+  assert.notEqual(code, 0, out);
+  assert.match(out, /DAMAGED/);
+  assert.match(out, /problem: header damaged: .*application_id 0xdeadbeef/);
+});
+
+test('a foreign database with a stray header is still refused, every time', async () => {
+  const path = join(tmp.path, 'stranger2.db');
+  const db = new Database(path);
+  // Even tables named like sluice's: without sluice's batches columns it is someone else's file.
+  db.exec('CREATE TABLE meta (k TEXT); CREATE TABLE cursors (id INTEGER); CREATE TABLE batches (id INTEGER, body TEXT)');
+  db.close();
+  for (let i = 0; i < 2; i++) {
+    await assert.rejects(journal({ path }).start(), (err: SluiceError) => err.code === 'SLUICE_JOURNAL_CORRUPT' && /not a sluice journal/.test(err.message));
+  }
+  assert.deepEqual(readdirSync(tmp.path).filter((f) => f.startsWith('stranger2.db.')), [], 'nothing set aside');
+  assert.match(checkJournalFile(path).problems.join(';'), /not a sluice journal/);
 });

@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { pino } from 'pino';
 import { parseConfig, type SerialConfig } from '../../src/config/load.js';
 import { SluiceError } from '../../src/errors.js';
-import type { GapReport } from '../../src/journal/gaps.js';
+import { GapRecorder, type GapReport } from '../../src/journal/gaps.js';
 import type { Journal, NewRecord } from '../../src/journal/journal.js';
+import { classifierForConfig } from '../../src/journal/retention.js';
+import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { Metrics } from '../../src/metrics.js';
 import { SerialSource, type SerialBinding } from '../../src/sources/serial/serial-source.js';
 import { MockBinding, type MockPortBinding } from '../helpers/mock-binding.js';
+import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 /** Just enough journal for a source: keeps appends, or refuses them as full. */
@@ -245,4 +249,74 @@ test('stop while the port is missing ends the reopen loop', async () => {
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(opened.length, attempts);
   assert.equal(source.isOpen, false);
+});
+
+test('a real bounded journal (serial\'s default policy): past max_bytes frames are dropped with gap records and counted; they flow again once it has room', async () => {
+  MockBinding.createPort('/dev/mock0', { record: true });
+  const tmp = tempDir();
+  const config = parseConfig('[[serial]]\nname = "s"\npath = "/dev/mock0"\nreopen_min_ms = 10\nreopen_max_ms = 20\n[[sink]]\nbrokers = ["k:9092"]\n[[sink.route]]\nmatch = "serial/#"\ntopic = "serial"\n');
+  assert.equal(config.serial[0]!.overflow, 'backpressure', 'a port cannot pause: its default policy drops new frames');
+  const metrics = new Metrics();
+  const logger = pino({ level: 'silent' });
+  const clock = { now: () => 1700000000000 };
+  const reported: GapReport[] = [];
+  let recorder: GapRecorder | null = null;
+  const reportGap = (g: GapReport) => {
+    reported.push(g);
+    recorder!.report(g);
+  };
+  const journal = new SqliteJournal({ path: join(tmp.path, 'j.db'), durability: 'crash', commitDelayMs: 1, commitMaxRecords: 20, maxBytes: 128 * 1024, classify: classifierForConfig(config), reportGap, logger, clock, maintenanceIntervalMs: 60_000 });
+  recorder = new GapRecorder({ journal, metrics, logger, clock, gatewayId: 'gw' });
+  const { binding, opened } = mockBinding();
+  const source = new SerialSource(config.serial[0]!, { journal, logger, clock, metrics, reportGap, binding, gapWindowMs: 50 });
+  const feed = (data: string) => opened[opened.length - 1]!.emitData(data);
+  await journal.start();
+  journal.registerSinks(['kafka']);
+  await source.start();
+  try {
+    let fed = 0;
+    const feedLines = async (n: number) => {
+      let s = '';
+      for (let i = 0; i < n; i++) s += `${String(fed + i).padStart(6, '0')} ${'x'.repeat(400)}\n`;
+      fed += n;
+      feed(s);
+      await waitFor(() => metrics.get('sluice_source_received_total', { source: 'serial:s' }) === fed, { what: `${fed} frames read`, timeoutMs: 5000 });
+      await waitFor(() => journal.committedSeq === journal.lastAssignedSeq, { what: 'a commit', timeoutMs: 5000 });
+    };
+    const journaled = () => journal.read(0, 1e9, 1e12).filter((r) => r.source === 'serial:s').map((r) => Number(r.payload.subarray(0, 6).toString()));
+    const dropped = () => reported.filter((g) => g.reason === 'journal_full' && g.source === 'serial:s').reduce((n, g) => n + g.count, 0);
+
+    while (journal.accepting) {
+      await feedLines(10);
+      assert.ok(fed < 5000, 'the journal reached max_bytes');
+    }
+    assert.equal(journal.stats().full, 'max_bytes');
+    await feedLines(30); // all dropped: the journal is full
+    const beforeRoom = journaled().length;
+    await waitFor(() => beforeRoom + dropped() === fed, { what: `every frame journaled or reported dropped (${fed})`, timeoutMs: 5000 });
+    assert.ok(dropped() >= 30, `dropped ${dropped()}`);
+    assert.ok(reported.filter((g) => g.reason === 'journal_full').length <= 3, 'drops coalesced into few gap records');
+    assert.equal(metrics.get('sluice_dropped_records_total', { source: 'serial:s', reason: 'journal_full' }), dropped(), 'counted in metrics');
+    assert.ok(metrics.get('sluice_gap_records_total', { reason: 'journal_full' }) >= 1);
+    assert.ok(reported.some((g) => g.reason === 'journal_full_max_bytes' && g.count === 0), 'the full journal raised an alarm');
+    // The gap records themselves got into the full journal, to be shipped like readings.
+    journal.flush();
+    const gapRecords = journal.read(0, 1e9, 1e12).filter((r) => r.source === 'sluice:gaps').map((r) => JSON.parse(r.payload.toString()) as { reason: string; source: string; count: number });
+    assert.equal(gapRecords.filter((g) => g.reason === 'journal_full' && g.source === 'serial:s').reduce((n, g) => n + g.count, 0), dropped());
+    assert.deepEqual(journaled(), [...Array(beforeRoom).keys()], 'the journaled frames are the first ones, in order, none twice');
+
+    // A sink confirms everything: room again, and the next frames are journaled.
+    journal.ack('kafka', journal.committedSeq);
+    assert.equal(journal.accepting, true);
+    const droppedBefore = dropped();
+    const firstAfter = fed;
+    await feedLines(10);
+    assert.deepEqual(journaled(), [...Array(10).keys()].map((i) => firstAfter + i), 'frames flow again');
+    await source.stop(); // flushes any drop still being coalesced
+    assert.equal(dropped(), droppedBefore, 'nothing dropped once the journal had room');
+  } finally {
+    await source.stop();
+    await journal.stop();
+    tmp.cleanup();
+  }
 });
