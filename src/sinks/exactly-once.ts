@@ -49,7 +49,7 @@ function lastShipped(batch: OutgoingBatch): CommittedCursor['last'] {
 export function createTransactionalClient(cfg: SinkConfig, clientId: string, logger: Logger, ctx?: KafkaClientContext): KafkaProducerClient {
   const gatewayId = ctx?.gatewayId ?? clientId;
   const notice = retryNoticeFor(cfg, logger, ctx?.clock);
-  const coverage = new PartitionCoverage();
+  const coverage = new PartitionCoverage(logger);
   const kafka = new Kafka(kafkajsConfig(cfg, clientId, logger, ctx?.clock, notice));
   const producer = kafka.producer({
     transactionalId: transactionalIdFor(gatewayId, cfg.name),

@@ -94,7 +94,7 @@ export function kafkajsConfig(cfg: SinkConfig, clientId: string, logger: Logger,
 export const createKafkajsClient: KafkaClientFactory = (cfg, clientId, logger, ctx) => {
   if (cfg.delivery === 'exactly_once') return createTransactionalClientLazily(cfg, clientId, logger, ctx);
   const notice = retryNoticeFor(cfg, logger, ctx?.clock);
-  const coverage = new PartitionCoverage();
+  const coverage = new PartitionCoverage(logger);
   const kafka = new Kafka(kafkajsConfig(cfg, clientId, logger, ctx?.clock, notice));
   const producer: Producer = kafka.producer({
     allowAutoTopicCreation: true,

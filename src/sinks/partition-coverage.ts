@@ -1,4 +1,5 @@
 import { Partitioners, type ICustomPartitioner, type Message, type RecordMetadata } from 'kafkajs';
+import type { Logger } from 'pino';
 import { SluiceError } from '../errors.js';
 import type { OutgoingBatch } from './kafka-client.js';
 
@@ -17,6 +18,9 @@ export class PartitionCoverage {
   /** The first message of the batch in flight: the partitioner sees it first in every attempt. */
   private first: Message | null = null;
   private readonly chosen = new Set<string>();
+
+  /** `logger`: a caught partial confirmation is rare and worth a line of its own. */
+  constructor(private readonly logger?: Logger) {}
 
   /** A kafkajs partitioner factory: kafkajs's default partitioner, its choices recorded. */
   readonly createPartitioner: ICustomPartitioner = () => {
@@ -44,6 +48,7 @@ export class PartitionCoverage {
     this.chosen.clear();
     if (missing.length === 0) return;
     const names = missing.map((k) => k.replace('\0', '/')).sort();
+    this.logger?.warn({ unconfirmed: names }, 'Kafka confirmed only part of the batch (kafkajs lost track of a partition whose leader moved); sending the whole batch again');
     throw new SluiceError('SLUICE_KAFKA_PARTIAL', `Kafka confirmed only part of the batch: no answer for ${names.join(', ')} (kafkajs lost track of a partition whose leader moved); sending the whole batch again`, { retriable: true });
   }
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
+import { pino } from 'pino';
 import kafkajs, { type Message, type RecordMetadata } from 'kafkajs';
 import { SluiceError } from '../../src/errors.js';
 import { PartitionCoverage } from '../../src/sinks/partition-coverage.js';
@@ -13,8 +14,9 @@ function attempt(partition: (args: { topic: string; partitionMetadata: typeof pa
   return messages.map((message) => partition({ topic: 't', partitionMetadata, message }));
 }
 
-test('PartitionCoverage: every chosen partition confirmed passes; one left out fails the send, retriably', () => {
-  const c = new PartitionCoverage();
+test('PartitionCoverage: every chosen partition confirmed passes; one left out fails the send, retriably, with a line of its own', () => {
+  const lines: { msg: string; unconfirmed: string[] }[] = [];
+  const c = new PartitionCoverage(pino({}, { write: (l: string) => void lines.push(JSON.parse(l)) }));
   const partition = c.createPartitioner();
   const messages: Message[] = [0, 1, 2].map((p) => ({ partition: p, value: `m${p}` }));
   c.begin([{ topic: 't', messages }]);
@@ -27,6 +29,8 @@ test('PartitionCoverage: every chosen partition confirmed passes; one left out f
     () => c.check(confirmed(0, 2)),
     (err: unknown) => err instanceof SluiceError && err.code === 'SLUICE_KAFKA_PARTIAL' && err.retriable && /t\/1/.test(err.message),
   );
+  assert.equal(lines.length, 1);
+  assert.deepEqual(lines[0]!.unconfirmed, ['t/1']);
 });
 
 test('PartitionCoverage: only the last attempt counts (keyless messages may land elsewhere on a retry)', () => {
