@@ -93,13 +93,14 @@ test('partition leaders move three times under a live stream (controlled shutdow
     const expectedCount = [...acked.values()].reduce((s, l) => s + l.length, 0);
     assert.ok(expectedCount > 1000, `the stream should have been acknowledged throughout (got ${expectedCount})`);
     const node1 = cluster.node(1).bootstrap;
+    // On a timeout, the last read is what the assertions below judge (and list what is missing).
     const messages = await waitFor(
       async () => {
         const m = await consumeOrEmpty(node1, topic);
         return checkDelivery(m, acked).missing.length === 0 ? m : null;
       },
       { timeoutMs: 60000, intervalMs: 1000, what: 'every acknowledged reading in Kafka' },
-    );
+    ).catch(() => consumeOrEmpty(node1, topic));
     const r = checkDelivery(messages, acked);
     const failed = daemon.lines.filter((l) => FAILED.test(l));
     console.log(
@@ -109,7 +110,7 @@ test('partition leaders move three times under a live stream (controlled shutdow
     const perPhase = phaseStart.map(([name, from], i) => `${name}: ${daemon.lines.slice(from, phaseStart[i + 1]?.[1]).filter((l) => FAILED.test(l)).length}`);
     console.log(`leader-change: failure lines per phase: ${perPhase.join(', ')}`);
     for (const l of failed) console.log(`  ${l}`);
-    assert.deepEqual(r.missing, []);
+    assert.deepEqual(r.missing.slice(0, 50), [], `${r.missing.length} acknowledged readings missing`);
     assert.deepEqual(r.outOfOrder, []);
 
     // The kill cannot go unnoticed: a send to the dead leader fails before the controller fences it.
