@@ -5,7 +5,8 @@ import type { SinkConfig } from '../config/load.js';
 import { SluiceError } from '../errors.js';
 import type { Journal } from '../journal/journal.js';
 import { compressionType, registerCodec } from './compression.js';
-import { kafkajsConfig, type CommittedCursor, type KafkaClientContext, type KafkaProducerClient, type OutgoingBatch } from './kafka-client.js';
+import { PartitionCoverage } from './partition-coverage.js';
+import { kafkajsConfig, retryNoticeFor, type CommittedCursor, type KafkaClientContext, type KafkaProducerClient, type OutgoingBatch } from './kafka-client.js';
 
 /** Transactional id of a sink: stable across restarts, so a restarted gateway fences its old producer. */
 export function transactionalIdFor(gatewayId: string, sinkName: string): string {
@@ -47,12 +48,16 @@ function lastShipped(batch: OutgoingBatch): CommittedCursor['last'] {
  */
 export function createTransactionalClient(cfg: SinkConfig, clientId: string, logger: Logger, ctx?: KafkaClientContext): KafkaProducerClient {
   const gatewayId = ctx?.gatewayId ?? clientId;
-  const kafka = new Kafka(kafkajsConfig(cfg, clientId, logger, ctx?.clock));
+  const notice = retryNoticeFor(cfg, logger, ctx?.clock);
+  const coverage = new PartitionCoverage(logger);
+  const kafka = new Kafka(kafkajsConfig(cfg, clientId, logger, ctx?.clock, notice));
   const producer = kafka.producer({
     transactionalId: transactionalIdFor(gatewayId, cfg.name),
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: true,
+    // A partition kafkajs skipped after a leader change must fail the transaction, not commit without it.
+    createPartitioner: coverage.createPartitioner,
     transactionTimeout: Math.max(60000, cfg.requestTimeoutMs * 2),
   });
   const compression = compressionType(cfg.compression);
@@ -73,20 +78,19 @@ export function createTransactionalClient(cfg: SinkConfig, clientId: string, log
       const shipped = lastShipped(batch) ?? last;
       const value: CursorValue = { seq: lastSeq, gateway: gatewayId, sink: cfg.name, time: new Date().toISOString(), last: shipped };
       const txn = await producer.transaction();
+      const topicMessages = [...batch.topicMessages, { topic: cfg.cursorTopic, messages: [{ key, value: JSON.stringify(value) }] }];
+      coverage.begin(topicMessages);
       try {
-        await txn.sendBatch({
-          topicMessages: [...batch.topicMessages, { topic: cfg.cursorTopic, messages: [{ key, value: JSON.stringify(value) }] }],
-          acks: -1,
-          timeout: timeoutMs,
-          compression,
-        });
+        coverage.check(await txn.sendBatch({ topicMessages, acks: -1, timeout: timeoutMs, compression }));
         await txn.commit();
         last = shipped;
       } catch (err) {
+        notice.failed();
         // Unknown outcome is fine: the sink drops this client, the next one fences and reads the cursor back.
         await txn.abort().catch(() => undefined);
         throw err;
       }
+      notice.sent();
     },
     disconnect: () => producer.disconnect(),
     async committedCursor() {

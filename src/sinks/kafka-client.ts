@@ -1,9 +1,11 @@
-import { Kafka, logLevel, Partitioners, type KafkaConfig, type Producer } from 'kafkajs';
+import { Kafka, logLevel, type KafkaConfig, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { SinkConfig } from '../config/load.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { compressionType, registerCodec } from './compression.js';
 import { kafkajsSecurity, tokenSourceFor } from './kafka-security.js';
+import { PartitionCoverage } from './partition-coverage.js';
+import { ProduceRetryNotice } from './retry-notice.js';
 import type { TokenSource } from './oauth-token.js';
 
 /** One batch as the sink hands it to a Kafka client: per topic, messages in journal order. */
@@ -53,11 +55,21 @@ export interface KafkaClientContext {
 
 export type KafkaClientFactory = (cfg: SinkConfig, clientId: string, logger: Logger, ctx?: KafkaClientContext) => KafkaProducerClient;
 
+/** One retry notice per sink (its config), not per producer: an incident spans the clients made during it. */
+const retryNotices = new WeakMap<SinkConfig, ProduceRetryNotice>();
+
+/** The sink's notice of kafkajs's internal send retries. */
+export function retryNoticeFor(cfg: SinkConfig, logger: Logger, clock: Clock = systemClock): ProduceRetryNotice {
+  let n = retryNotices.get(cfg);
+  if (!n) retryNotices.set(cfg, (n = new ProduceRetryNotice(logger, clock)));
+  return n;
+}
+
 /** Token sources live as long as their sink's config, not one producer: a reconnect reuses a valid token. */
 const tokenSources = new WeakMap<SinkConfig, TokenSource | undefined>();
 
 /** The kafkajs client options shared by the plain and the transactional producer. */
-export function kafkajsConfig(cfg: SinkConfig, clientId: string, logger: Logger, clock: Clock = systemClock): KafkaConfig {
+export function kafkajsConfig(cfg: SinkConfig, clientId: string, logger: Logger, clock: Clock = systemClock, notice?: ProduceRetryNotice): KafkaConfig {
   if (!tokenSources.has(cfg)) tokenSources.set(cfg, tokenSourceFor(cfg, clock));
   return {
     clientId,
@@ -73,6 +85,7 @@ export function kafkajsConfig(cfg: SinkConfig, clientId: string, logger: Logger,
     logCreator: () => (entry) => {
       const { message, ...rest } = entry.log;
       logger.debug({ kafkajs: entry.namespace, ...rest }, message);
+      if (entry.level === logLevel.ERROR) notice?.kafkajsError(entry.namespace, message);
     },
   };
 }
@@ -80,13 +93,16 @@ export function kafkajsConfig(cfg: SinkConfig, clientId: string, logger: Logger,
 /** Plain (at-least-once) producer: acks=all, one request in flight. */
 export const createKafkajsClient: KafkaClientFactory = (cfg, clientId, logger, ctx) => {
   if (cfg.delivery === 'exactly_once') return createTransactionalClientLazily(cfg, clientId, logger, ctx);
-  const kafka = new Kafka(kafkajsConfig(cfg, clientId, logger, ctx?.clock));
+  const notice = retryNoticeFor(cfg, logger, ctx?.clock);
+  const coverage = new PartitionCoverage(logger);
+  const kafka = new Kafka(kafkajsConfig(cfg, clientId, logger, ctx?.clock, notice));
   const producer: Producer = kafka.producer({
     allowAutoTopicCreation: true,
     idempotent: false,
     // One request at a time keeps order per partition across retries.
     maxInFlightRequests: 1,
-    createPartitioner: Partitioners.DefaultPartitioner,
+    // kafkajs's default partitioner, its choices recorded to check every partition was confirmed.
+    createPartitioner: coverage.createPartitioner,
   });
   const compression = compressionType(cfg.compression);
   return {
@@ -96,7 +112,14 @@ export const createKafkajsClient: KafkaClientFactory = (cfg, clientId, logger, c
     },
     async send(batch, timeoutMs) {
       if (batch.topicMessages.length === 0) return;
-      await producer.sendBatch({ topicMessages: batch.topicMessages, acks: -1, timeout: timeoutMs, compression });
+      coverage.begin(batch.topicMessages);
+      try {
+        coverage.check(await producer.sendBatch({ topicMessages: batch.topicMessages, acks: -1, timeout: timeoutMs, compression }));
+      } catch (err) {
+        notice.failed();
+        throw err;
+      }
+      notice.sent();
     },
     disconnect: () => producer.disconnect(),
   };

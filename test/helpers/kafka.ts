@@ -1,7 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
-import { mkdirSync, openSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { freePort } from './net.js';
 import type { TestPki } from './pki.js';
@@ -129,14 +129,9 @@ export class KafkaBroker {
     }
     if (!existsSync(join(this.dir, 'data', 'meta.properties'))) {
       const scram = (this.opts.security?.scramUsers ?? []).flatMap((u) => ['SCRAM-SHA-512', 'SCRAM-SHA-256'].flatMap((m) => ['--add-scram', `${m}=[name=${u.name},password=${u.password}]`]));
-      execFileSync('java', ['-cp', `${this.libs}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId()}`, '-c', props, ...scram], { stdio: 'ignore' });
+      formatKafkaStorage(this.libs, props, clusterId(), scram);
     }
-    const log = openSync(join(this.dir, 'kafka.log'), 'a');
-    this.proc = spawn(
-      'java',
-      [`-Xmx${this.opts.heapMb ?? 512}m`, '-XX:+UseSerialGC', `-Dlog4j.configuration=file:${join(root, 'scripts/kafka/log4j.properties')}`, '-cp', `${this.libs}/*`, 'kafka.Kafka', props],
-      { stdio: ['ignore', log, log] },
-    );
+    this.proc = spawnKafka(this.libs, props, join(this.dir, 'kafka.log'), this.opts.heapMb ?? 512);
     const proc = this.proc;
     await waitFor(
       () => {
@@ -167,7 +162,26 @@ export class KafkaBroker {
   }
 }
 
-function clusterId(): string {
+/** Formats a KRaft node's log dirs (`kafka-storage format`); every node of a cluster gets the same id. */
+export function formatKafkaStorage(libs: string, props: string, id: string, extraArgs: string[] = []): void {
+  execFileSync('java', ['-cp', `${libs}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${id}`, '-c', props, ...extraArgs], { stdio: 'ignore' });
+}
+
+/** Starts one Kafka JVM on `props`, its output appended to `logFile`. */
+export function spawnKafka(libs: string, props: string, logFile: string, heapMb: number, jvmArgs: string[] = []): ChildProcess {
+  const log = openSync(logFile, 'a');
+  try {
+    return spawn('java', [`-Xmx${heapMb}m`, '-XX:+UseSerialGC', ...jvmArgs, `-Dlog4j.configuration=file:${join(root, 'scripts/kafka/log4j.properties')}`, '-cp', `${libs}/*`, 'kafka.Kafka', props], {
+      stdio: ['ignore', log, log],
+    });
+  } finally {
+    // The child holds its own copy of the descriptor.
+    closeSync(log);
+  }
+}
+
+/** A fresh KRaft cluster id. */
+export function clusterId(): string {
   // Kafka cluster ids are 16 bytes, base64url without padding.
   // …and one starting with "-" would read as an option.
   for (;;) {
