@@ -162,6 +162,7 @@ test('exactly_once: records and the cursor commit together; the cursor record is
     const cursors = (await consumeOrEmpty(kafka.bootstrap, 'sluice-cursors', READ_COMMITTED)).filter((m) => m.key === 'test-gw/kafka');
     assert.ok(cursors.length >= 1);
     assert.equal((JSON.parse(cursors.at(-1)!.payload!) as { seq: number }).seq, 500);
+    assert.equal(await topicConfig(kafka.bootstrap, 'sluice-cursors', 'cleanup.policy'), 'compact', 'the daemon created the cursor topic compacted');
     await waitFor(() => journalCounts(join(dir, 'journal.db')).rows === 0, { what: 'journal drained' });
     assert.equal(await daemon.stop(), 0);
 
