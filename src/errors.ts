@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'SLUICE_KAFKA_REJECTED'
   | 'SLUICE_KAFKA_CURSOR'
   | 'SLUICE_KAFKA_PARTIAL'
+  | 'SLUICE_KAFKA_FENCED'
   | 'SLUICE_MQTT_INTERNALS';
 
 export class SluiceError extends Error {

@@ -13,6 +13,7 @@ const HELP: Record<string, string> = {
   sluice_gap_records_lost_total: 'Gap records that could not be journaled, by reason.',
   sluice_sink_shipped_total: 'Records a sink shipped and Kafka confirmed (acks=all).',
   sluice_sink_errors_total: 'Failed attempts to connect or ship, per sink.',
+  sluice_sink_fenced_total: 'exactly_once: times a sink stopped because a newer producer with its transactional id fenced it (another instance of the same gateway and sink).',
   sluice_sink_unrouted_total: 'Records a sink skipped because no route matched and no default_topic is set.',
   sluice_sink_last_success_seconds: 'Unix time of the last batch Kafka confirmed, per sink.',
   sluice_sink_lag_records: 'Records journaled that the sink has not yet confirmed.',

@@ -18,6 +18,25 @@ export function cursorKeyFor(gatewayId: string, sinkName: string): string {
   return `${gatewayId}/${sinkName}`;
 }
 
+/**
+ * Kafka's answers to a producer whose epoch is no longer current: INVALID_PRODUCER_EPOCH (47, what
+ * brokers send kafkajs's request versions) and PRODUCER_FENCED (90, newer request versions).
+ */
+const FENCED_TYPES = new Set(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED']);
+const FENCED_CODES = new Set([47, 90]);
+
+/**
+ * True when `err` (or an error it wraps: kafkajs wraps protocol errors in `cause`) says a newer
+ * producer with the same transactional id took over. Such a producer can never commit again.
+ */
+export function isProducerFenced(err: unknown): boolean {
+  for (let e = err as { type?: unknown; code?: unknown; cause?: unknown } | undefined, depth = 0; e && typeof e === 'object' && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.type === 'string' && FENCED_TYPES.has(e.type)) return true;
+    if (typeof e.code === 'number' && FENCED_CODES.has(e.code) && e.type !== undefined) return true;
+  }
+  return false;
+}
+
 /** The value of a cursor record (JSON). */
 interface CursorValue {
   seq: number;
@@ -51,8 +70,9 @@ export function createTransactionalClient(cfg: SinkConfig, clientId: string, log
   const notice = retryNoticeFor(cfg, logger, ctx?.clock);
   const coverage = new PartitionCoverage(logger);
   const kafka = new Kafka(kafkajsConfig(cfg, clientId, logger, ctx?.clock, notice));
+  const transactionalId = transactionalIdFor(gatewayId, cfg.name);
   const producer = kafka.producer({
-    transactionalId: transactionalIdFor(gatewayId, cfg.name),
+    transactionalId,
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: true,
@@ -88,6 +108,16 @@ export function createTransactionalClient(cfg: SinkConfig, clientId: string, log
         notice.failed();
         // Unknown outcome is fine: the sink drops this client, the next one fences and reads the cursor back.
         await txn.abort().catch(() => undefined);
+        if (isProducerFenced(err)) {
+          // Not retriable: a new producer would fence the newer instance in turn, and the two would
+          // take turns sending. (A transaction the broker expired gives the same answer, but the sink
+          // gives up on a send long before transaction_timeout, so here it means another instance.)
+          throw new SluiceError(
+            'SLUICE_KAFKA_FENCED',
+            `fenced: a newer producer with transactional id "${transactionalId}" took over (another instance of gateway "${gatewayId}", sink "${cfg.name}", is running); this one can no longer commit`,
+            { retriable: false, cause: err },
+          );
+        }
         throw err;
       }
       notice.sent();

@@ -197,17 +197,11 @@ export class KafkaSink implements Component {
           await this.rejects.isolate(records);
         } catch (again) {
           if (isRetriable(again)) await sleep(this.noteFailure(again), this.abort.signal);
-          else throw again;
+          else this.stopShipping(again);
         }
         return;
       }
-      if (!isRetriable(err)) {
-        // A bug, not an outage: retrying cannot fix it. Stop shipping; the records stay journaled.
-        this.log.fatal({ err }, 'Kafka sink stopped by a programming error; records stay in the journal until sluice is fixed and restarted');
-        this.deps.metrics.inc('sluice_sink_errors_total', { sink: this.cfg.name });
-        this.abort.abort();
-        return;
-      }
+      if (!isRetriable(err)) return this.stopShipping(err);
       // Back off, then read the batch again: rows may have been evicted meanwhile, and those
       // must not be sent after a gap record said they were lost.
       const delay = this.noteFailure(err);
@@ -227,6 +221,27 @@ export class KafkaSink implements Component {
     confirmed(last);
     this.deps.journal.inFlight(this.cfg.name, null);
     this.progress.shipped(n, bytes, Math.max(0, this.deps.journal.committedSeq - this.deps.journal.cursor(this.cfg.name)));
+  }
+
+  /**
+   * For errors no retry can fix: stops shipping for good (until sluice is restarted); the records
+   * stay journaled and the cursor stays where Kafka last confirmed it.
+   */
+  private stopShipping(err: unknown): void {
+    this.deps.metrics.inc('sluice_sink_errors_total', { sink: this.cfg.name });
+    if (err instanceof SluiceError && err.code === 'SLUICE_KAFKA_FENCED') {
+      // Another instance of this gateway and sink took over the transactional id. Reconnecting
+      // would fence that one in turn: step aside, send nothing more, keep every record.
+      this.deps.metrics.inc('sluice_sink_fenced_total', { sink: this.cfg.name });
+      this.log.error(
+        { err: errorMessage(err), code: err.code, cursor: this.deps.journal.cursor(this.cfg.name), backlog: Math.max(0, this.deps.journal.committedSeq - this.deps.journal.cursor(this.cfg.name)) },
+        'Kafka sink fenced by another instance of this gateway and sink (same gateway.id and sink name); it stops shipping, its records stay in the journal; make sure only one instance runs, then restart sluice',
+      );
+    } else {
+      // A bug, not an outage: retrying cannot fix it.
+      this.log.fatal({ err }, 'Kafka sink stopped by a programming error; records stay in the journal until sluice is fixed and restarted');
+    }
+    this.abort.abort();
   }
 
   /** Counts and logs a failure (once per outage), drops the client; returns the delay before the next try. */

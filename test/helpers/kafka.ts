@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel } from 'kafkajs';
+import kafkajs, { Kafka, logLevel } from 'kafkajs';
 import { closeSync, mkdirSync, openSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { freePort } from './net.js';
@@ -196,6 +196,18 @@ export async function createTopic(bootstrap: string, topic: string, partitions =
   await admin.connect();
   try {
     await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** A topic's current value of one config (e.g. "cleanup.policy"), read with the admin API's describeConfigs. */
+export async function topicConfig(bootstrap: string, topic: string, name: string): Promise<string | undefined> {
+  const admin = new Kafka({ clientId: 'sluice-test-admin', brokers: [bootstrap], logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const r = await admin.describeConfigs({ resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: [name] }], includeSynonyms: false });
+    return r.resources[0]?.configEntries.find((e) => e.configName === name)?.configValue;
   } finally {
     await admin.disconnect();
   }

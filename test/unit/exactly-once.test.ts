@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import kafkajs from 'kafkajs';
 import { pino } from 'pino';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
-import { adoptCommittedCursor, cursorKeyFor, transactionalIdFor } from '../../src/sinks/exactly-once.js';
+import { adoptCommittedCursor, cursorKeyFor, isProducerFenced, transactionalIdFor } from '../../src/sinks/exactly-once.js';
 import { systemClock } from '../../src/util/clock.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -41,4 +42,24 @@ test('a Kafka cursor from a replaced journal (same seq, other record) or past ev
   adoptCommittedCursor(j, 'k', { seq: 600 }, logger);
   assert.equal(j.cursor('k'), 0);
   await j.stop();
+});
+
+const { KafkaJSNonRetriableError, KafkaJSProtocolError } = kafkajs;
+
+/** A kafkajs protocol error as the broker's answer code makes it (protocol/error.js createErrorFromCode). */
+const protocolError = (type: string, code: number) => new KafkaJSProtocolError(Object.assign(new Error(`${type} message`), { type, code, retriable: false }));
+
+test('a fenced producer is recognised from the broker\'s answer, also wrapped by kafkajs\'s retrier; other errors are not', () => {
+  const epoch = protocolError('INVALID_PRODUCER_EPOCH', 47);
+  assert.equal(isProducerFenced(epoch), true);
+  // kafkajs 2.2.4 has no name for code 90 (PRODUCER_FENCED): it becomes KAFKA_UNKNOWN_ERROR with the code.
+  assert.equal(isProducerFenced(protocolError('KAFKA_UNKNOWN_ERROR', 90)), true);
+  // retry/index.js: new KafkaJSNonRetriableError(e, { cause: e.cause || e })
+  const wrapped = new (KafkaJSNonRetriableError as unknown as new (e: Error, o: { cause: Error }) => Error)(epoch, { cause: epoch });
+  assert.equal(isProducerFenced(wrapped), true);
+  assert.equal(isProducerFenced(protocolError('CONCURRENT_TRANSACTIONS', 51)), false);
+  assert.equal(isProducerFenced(protocolError('MESSAGE_TOO_LARGE', 10)), false);
+  assert.equal(isProducerFenced(Object.assign(new Error('x'), { code: 47 })), false, 'a bare numeric code without a Kafka error type');
+  assert.equal(isProducerFenced(new Error('Producer attempted an operation with an old epoch')), false);
+  assert.equal(isProducerFenced(undefined), false);
 });

@@ -7,6 +7,7 @@ import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { Metrics } from '../../src/metrics.js';
 import type { KafkaProducerClient, OutgoingBatch } from '../../src/sinks/kafka-client.js';
 import { KafkaSink } from '../../src/sinks/kafka-sink.js';
+import { SluiceError } from '../../src/errors.js';
 import { systemClock } from '../../src/util/clock.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -32,10 +33,21 @@ key = "{d}"
   await journal.start();
   journal.registerSinks(['kafka']);
   let connects = 0;
+  let clients = 0;
   const client: KafkaProducerClient = { connect: async () => void connects++, send: (b) => send(b), disconnect: async () => undefined };
   const metrics = new Metrics();
-  const sink = new KafkaSink(config.sink[0]!, { journal, logger, metrics, clock: systemClock, gatewayId: 'gw', createClient: () => client });
-  return { journal, sink, metrics, connects: () => connects };
+  const sink = new KafkaSink(config.sink[0]!, {
+    journal,
+    logger,
+    metrics,
+    clock: systemClock,
+    gatewayId: 'gw',
+    createClient: () => {
+      clients++;
+      return client;
+    },
+  });
+  return { journal, sink, metrics, connects: () => connects, clients: () => clients };
 }
 
 const rec = (i: number) => ({ time: 1700000000000 + i, source: 'mqtt:x', topic: `dev/d${i % 2}/r`, key: null, payload: Buffer.from(String(i)), headers: null });
@@ -100,5 +112,27 @@ test('an outage logs one warn line, and one more only when the failure needs ano
   assert.match(warns[0]!.err!, /ECONNREFUSED/);
   assert.match(warns[1]!.hint!, /grant the sink's principal WRITE/);
   await sink.stop();
+  await journal.stop();
+});
+
+test('a fenced sink stops shipping for good: no new producer (it would fence the newer instance back), the cursor stays, the records stay journaled', async () => {
+  let calls = 0;
+  const { journal, sink, metrics, clients } = await setup('fenced', async () => {
+    calls++;
+    throw new SluiceError('SLUICE_KAFKA_FENCED', 'fenced: a newer producer took over', { retriable: false });
+  });
+  for (let i = 0; i < 3; i++) journal.append(rec(i));
+  journal.flush();
+  await sink.start();
+  await waitFor(() => metrics.get('sluice_sink_fenced_total', { sink: 'kafka' }) === 1, { what: 'fenced counted' });
+  // More records: a sink still running would try them (retry_min_ms is 10 ms).
+  journal.append(rec(3));
+  journal.flush();
+  await sink.stop();
+  assert.equal(calls, 1, 'one attempt, never retried');
+  assert.equal(clients(), 1, 'no second producer');
+  assert.equal(journal.cursor('kafka'), 0);
+  assert.equal(journal.read(0, 10, 1 << 20).length, 4);
+  assert.equal(metrics.get('sluice_sink_errors_total', { sink: 'kafka' }), 1);
   await journal.stop();
 });
