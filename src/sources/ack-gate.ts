@@ -28,12 +28,27 @@ export class AckGate {
   private readonly expected = new Map<number, number>();
   private generation = 0;
   private readonly send: SendPacket;
+  /** PINGREQs written on this connection (MQTT.js's keepalive ones too) and PINGRESPs read back. */
+  private pingsSent = 0;
+  private pingsAnswered = 0;
+  /** An ack went out after the last PINGREQ: its arrival is not yet confirmed. */
+  private ackedSincePing = false;
 
   constructor(
     private readonly client: MqttClient,
     private readonly committedSeq: () => number,
-    /** Called when a held ack was written to the connection (the redelivery filter forgets the id). */
-    private readonly onAckSent: (messageId: number) => void = () => undefined,
+    /**
+     * Called when a held ack was written to the connection, with the number of PINGREQs written
+     * before it: the ack reached the broker once that many + 1 PINGRESPs came back.
+     */
+    private readonly onAckSent: (messageId: number, pingsBefore: number) => void = () => undefined,
+    /**
+     * Called with the number of PINGRESPs read on this connection. TCP is ordered and the broker
+     * handles packets in order, so a PINGRESP proves it read every ack written before its PINGREQ.
+     * An ack written to the socket is not yet received: a kill -9 with unread input resets the
+     * connection and discards what the kernel had not sent (the broker then redelivers).
+     */
+    private readonly onAcksConfirmed: (pingsAnswered: number) => void = () => undefined,
   ) {
     const internal = client as unknown as { _sendPacket?: SendPacket };
     if (typeof internal._sendPacket !== 'function') {
@@ -52,7 +67,17 @@ export class AckGate {
       tracker._incomingQoS2Ids!.add(id);
       return true;
     };
+    client.on('packetreceive', (packet: Packet) => {
+      if (packet.cmd !== 'pingresp' || this.pingsAnswered >= this.pingsSent) return;
+      this.pingsAnswered++;
+      this.onAcksConfirmed(this.pingsAnswered);
+      this.pingIfUnconfirmed();
+    });
     internal._sendPacket = (packet, cb, cbStorePut, noStore) => {
+      if (packet.cmd === 'pingreq') {
+        this.pingsSent++;
+        this.ackedSincePing = false;
+      }
       if ((packet.cmd === 'puback' || packet.cmd === 'pubrec') && packet.messageId !== undefined && this.expected.has(packet.messageId)) {
         const waitFor = this.expected.get(packet.messageId)!;
         this.expected.delete(packet.messageId);
@@ -81,9 +106,18 @@ export class AckGate {
     for (const h of ready) {
       if (h.generation === this.generation && this.client.connected) {
         this.send(h.packet);
-        this.onAckSent(h.packet.messageId!);
+        this.ackedSincePing = true;
+        this.onAckSent(h.packet.messageId!, this.pingsSent);
       }
     }
+    this.pingIfUnconfirmed();
+  }
+
+  /** One PINGREQ in flight at a time, only while some ack's arrival is unconfirmed. */
+  private pingIfUnconfirmed(): void {
+    if (!this.ackedSincePing || this.pingsAnswered < this.pingsSent || !this.client.connected) return;
+    // Through the patched _sendPacket, so it is counted like MQTT.js's own keepalive pings.
+    (this.client as unknown as { _sendPacket: SendPacket })._sendPacket({ cmd: 'pingreq' } as Packet);
   }
 
   /**
@@ -95,6 +129,9 @@ export class AckGate {
     this.held.length = 0;
     this.expected.clear();
     this.generation++;
+    this.pingsSent = 0;
+    this.pingsAnswered = 0;
+    this.ackedSincePing = false;
     return dropped;
   }
 

@@ -124,7 +124,12 @@ export class MqttSource implements Component {
     this.redelivery.load(carried);
     const client = (this.deps.createClient ?? mqtt.connect)(cfg.url, options);
     this.client = client;
-    this.gate = new AckGate(client, () => this.deps.journal.committedSeq, (id) => this.redelivery.acked(id));
+    this.gate = new AckGate(
+      client,
+      () => this.deps.journal.committedSeq,
+      (id, pingsBefore) => this.redelivery.acked(id, pingsBefore),
+      (pingsAnswered) => this.redelivery.confirmed(pingsAnswered),
+    );
     this.unsubscribeCommit = this.deps.journal.onCommit(() => this.gate?.release());
     client.handleMessage = (packet, cb) => this.onMessage(packet, cb);
     client.on('connect', (connack) => this.onConnect(connack.sessionPresent));

@@ -7,13 +7,14 @@ import type { CommitSidecar } from '../journal/journal.js';
  * commit, or sluice was killed between the commit and the ack. Such a message is not journaled
  * again; its ack waits for the original record's commit.
  *
- * An entry per message journaled and not yet acknowledged: message id → (hash of topic and
+ * An entry per message journaled whose ack the broker has not surely read: message id → (hash of topic and
  * payload, seq). The journal persists the set in the same transaction as every group commit
  * (`sidecar`), so after a kill -9 the set of the last commit is loaded back: it holds every
  * message whose ack may not have left. Loaded entries' records are committed (seq 0 = no wait).
  *
  * Never dedupe wrongly (that would lose a message): a match needs DUP=1 (the broker's own "I sent
- * this before"), the same id, topic and payload. Entries go away when their ack is sent, when the
+ * this before"), the same id, topic and payload. Entries go away once a PINGRESP proves the broker
+ * read their ack (an ack written to a socket is lost if sluice dies before the kernel sends it), when the
  * id shows up with another message (the broker reused it), when a session is not present (nothing
  * will be redelivered), and once a new connection delivers its first non-DUP message: the broker
  * resends its in-flight messages first, so every redelivery has come by then. Clearing too early
@@ -27,6 +28,8 @@ interface Entry {
   seq: number;
   /** Connection generation the entry was taken (or last matched) on. */
   generation: number;
+  /** Set once its ack was written: PINGREQs written before it (see AckGate). Kept until a PINGRESP confirms the broker read it. */
+  ackedAfterPings?: number;
 }
 
 /** Bytes per persisted entry: message id (2) + CRC-32 of topic and payload (4). */
@@ -72,6 +75,7 @@ export class RedeliveryFilter {
     if (!e) return null;
     if (dup && e.crc === this.hash(topic, payload)) {
       e.generation = this.generation; // waits for its ack on this connection
+      e.ackedAfterPings = undefined;
       return e.seq;
     }
     // The broker reused the id for another message: the old one was acknowledged.
@@ -86,9 +90,23 @@ export class RedeliveryFilter {
     this.changes++;
   }
 
-  /** The ack for `messageId` was written to the connection: the broker will not redeliver it. */
-  acked(messageId: number): void {
-    if (this.entries.delete(messageId)) this.changes++;
+  /**
+   * The ack for `messageId` was written to the connection after `pingsBefore` PINGREQs. Written is
+   * not received: the entry stays (and is persisted) until `confirmed` says the broker read it.
+   */
+  acked(messageId: number, pingsBefore: number): void {
+    const e = this.entries.get(messageId);
+    if (e && e.generation === this.generation) e.ackedAfterPings = pingsBefore;
+  }
+
+  /** `pingsAnswered` PINGRESPs came back on this connection: acks written before that PINGREQ arrived. */
+  confirmed(pingsAnswered: number): void {
+    for (const [id, e] of this.entries) {
+      if (e.ackedAfterPings !== undefined && e.ackedAfterPings < pingsAnswered && e.generation === this.generation) {
+        this.entries.delete(id);
+        this.changes++;
+      }
+    }
   }
 
   /** A new connection: entries not acked so far may come back as redeliveries on it. */

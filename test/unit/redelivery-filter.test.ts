@@ -28,8 +28,26 @@ test('a DUP redelivery of a journaled, unacknowledged message matches its origin
   f.connected(true);
   assert.equal(f.match(8, true, 'dev/b', p('{"n":3}')), 44);
   assert.equal(f.match(8, true, 'dev/b', p('{"n":3}')), 44, 'still there until its ack is sent (the connection may drop again)');
-  f.acked(8);
+  f.acked(8, 0);
+  assert.equal(f.match(8, true, 'dev/b', p('{"n":3}')), 44, 'ack written, not yet known to be read: a redelivery is still recognised');
+  f.acked(8, 2);
+  f.confirmed(2);
+  assert.equal(f.size, 1, 'PINGRESP 2 answers a PINGREQ written before the ack: not a confirmation');
+  f.confirmed(3);
+  assert.equal(f.size, 0, 'PINGRESP 3 answers the PINGREQ written after the ack: the broker read it');
   assert.equal(f.match(8, true, 'dev/b', p('{"n":3}')), null);
+});
+
+test('an acked entry is persisted until confirmed, so a kill -9 before the broker read the ack still dedupes', () => {
+  const f = new RedeliveryFilter();
+  f.connected(true);
+  f.journaled(5, 't', p('x'), 10);
+  f.acked(5, 0);
+  const carried = f.sidecar.encode();
+  const g = new RedeliveryFilter();
+  g.load(carried);
+  g.connected(true);
+  assert.equal(g.match(5, true, 't', p('x')), 0, 'recognised after the restart (seq 0: already committed)');
 });
 
 test('entries carried over from an earlier connection go at its first non-DUP message, and all go without a session', () => {
