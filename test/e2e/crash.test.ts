@@ -63,7 +63,7 @@ for (const durability of ['power', 'crash'] as const) {
       // Duplicates with the same sluice.seq are the sink's resends (at-least-once); a reading under
       // two seqs would be an MQTT redelivery journaled twice, which the source recognises.
       const sinkDups = sinkDuplicates(messages);
-      console.log(`crash test (durability ${durability}): ${kills} kill -9, ${expectedCount} acknowledged by the broker, ${result.distinct} distinct in Kafka, ${result.duplicates} duplicates (${sinkDups} the same record sent again, ${result.duplicates - sinkDups} MQTT redeliveries journaled twice), ${result.missing.length} missing`);
+      console.log(`crash test (durability ${durability}): ${kills} kill -9, ${expectedCount} acknowledged by the broker, ${result.distinct} distinct in Kafka, ${result.duplicates} duplicates (${sinkDups} the same record sent again, ${result.duplicates - sinkDups} MQTT redeliveries journaled twice), ${result.missing.length} missing, publisher reconnects ${publisher.drops}`);
       assert.deepEqual(result.missing, []);
       assert.deepEqual(result.outOfOrder, []);
       assert.equal(result.duplicates - sinkDups, 0, 'no reading journaled twice under two seqs');

@@ -237,7 +237,7 @@ for (const delivery of ['at_least_once', 'exactly_once'] as const) {
       const sinkDups = sinkDuplicates(final);
       const adoptRuns = adopted + daemon.countLogs(ADOPTED);
       const adoptNote = delivery === 'exactly_once' ? `; adopt path (Kafka's cursor ahead of the journal's, adopted at start) ran: ${adoptRuns > 0 ? 'yes' : 'no'}, in ${adoptRuns} of ${kills} restarts` : '';
-      const line = `crash test (delivery ${delivery}): ${kills} kill -9, ${expectedCount} acknowledged by the broker, ${result.distinct} distinct in Kafka (read_committed), ${result.duplicates} duplicates: ${sinkDups} the same record sent again (same sluice.seq), ${result.duplicates - sinkDups} MQTT redeliveries journaled twice; ${result.missing.length} missing${adoptNote}`;
+      const line = `crash test (delivery ${delivery}): ${kills} kill -9, ${expectedCount} acknowledged by the broker, ${result.distinct} distinct in Kafka (read_committed), ${result.duplicates} duplicates: ${sinkDups} the same record sent again (same sluice.seq), ${result.duplicates - sinkDups} MQTT redeliveries journaled twice; ${result.missing.length} missing; publisher reconnects ${publisher.drops}${adoptNote}`;
       results.push(line);
       console.log(line);
       assert.ok(messages.length > 0);

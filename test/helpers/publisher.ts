@@ -9,10 +9,13 @@ export function reading(device: string, n: number): string {
 /** An MQTT.js publisher; `publish` resolves when the broker acknowledged (PUBACK). */
 export class Publisher {
   private client: MqttClient | null = null;
+  /** Times the connection to the broker dropped: MQTT.js then resends unacknowledged QoS 1 publishes, which the broker takes as new messages (legitimate duplicates upstream of sluice). */
+  drops = 0;
   constructor(private readonly url: string, private readonly clientId = `pub-${process.pid}-${Math.random().toString(16).slice(2)}`) {}
 
   async connect(): Promise<void> {
     this.client = await mqtt.connectAsync(this.url, { clientId: this.clientId, clean: true, reconnectPeriod: 200, protocolVersion: 4 });
+    this.client.on('reconnect', () => void this.drops++);
   }
 
   async publish(topic: string, payload: string | Buffer, qos: 0 | 1 | 2 = 1): Promise<void> {
@@ -98,6 +101,11 @@ export class StreamPublisher {
     }
     // Give in-flight publishes a moment to be acknowledged; unacknowledged ones are not promised.
     await Promise.race([Promise.all(inflight), new Promise((r) => setTimeout(r, 5000))]);
+  }
+
+  /** Connection drops of the publisher itself while it ran (see Publisher.drops). */
+  get drops(): number {
+    return this.pub.drops;
   }
 
   async stop(): Promise<Map<string, number[]>> {
