@@ -33,6 +33,21 @@ test('config.example.toml validates against the schema', () => {
   assert.equal(c.serial[0]!.decoder, 'nmea');
 });
 
+test('the commented cluster examples in config.example.toml (Confluent, MSK SCRAM, MSK IAM, mTLS) are valid sinks', () => {
+  const text = readFileSync(join(repoRoot, 'config.example.toml'), 'utf8');
+  // Every commented "# [[sink]]" block up to the next bare "#" line, uncommented.
+  const blocks = [...text.matchAll(/^# \[\[sink\]\]\n(?:# .*\n)+/gm)].map((m) => m[0].replace(/^# /gm, ''));
+  assert.equal(blocks.length, 4, 'four examples');
+  const secrets: SecretSources = { env: { CONFLUENT_API_SECRET: 'x' }, readFile: () => 'y' };
+  const c = parseConfig(`${text}\n${blocks.join('\n')}`, { baseDir: '/etc/sluice', hostname: 'pi-7', secrets });
+  const byName = new Map(c.sink.map((k) => [k.name, k]));
+  assert.deepEqual([...byName.keys()].slice(-4), ['confluent', 'msk', 'msk-iam', 'plant']);
+  assert.equal(byName.get('confluent')!.sasl?.mechanism, 'plain');
+  assert.equal(byName.get('msk')!.delivery, 'exactly_once');
+  assert.equal(byName.get('msk-iam')!.sasl?.mechanism, 'oauthbearer');
+  assert.equal(byName.get('plant')!.tls.certFile, '/etc/sluice/gateway-7.crt');
+});
+
 test('config.example.toml shows every key of the schema', () => {
   const text = readFileSync(join(repoRoot, 'config.example.toml'), 'utf8');
   const keys = new Set<string>();
