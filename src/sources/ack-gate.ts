@@ -47,6 +47,8 @@ export class AckGate {
      * handles packets in order, so a PINGRESP proves it read every ack written before its PINGREQ.
      * An ack written to the socket is not yet received: a kill -9 with unread input resets the
      * connection and discards what the kernel had not sent (the broker then redelivers).
+     * This relies on the broker handling one client's packets in order, as Mosquitto does; a broker
+     * that crashes after reading an ack but before saving it still redelivers (a duplicate, never a loss).
      */
     private readonly onAcksConfirmed: (pingsAnswered: number) => void = () => undefined,
   ) {

@@ -44,6 +44,8 @@ export class RedeliveryFilter {
   private carriedOver = false;
   private changes = 0;
   private readonly topicCrcs = new Map<string, number>();
+  /** Entries whose ack was written, in the order the acks left. */
+  private unconfirmed: { id: number; entry: Entry }[] = [];
 
   /** A false match needs the same id, DUP=1 and this 32-bit value of another message: see above. */
   private hash(topic: string, payload: Buffer): number {
@@ -96,22 +98,32 @@ export class RedeliveryFilter {
    */
   acked(messageId: number, pingsBefore: number): void {
     const e = this.entries.get(messageId);
-    if (e && e.generation === this.generation) e.ackedAfterPings = pingsBefore;
+    if (!e || e.generation !== this.generation) return;
+    e.ackedAfterPings = pingsBefore;
+    this.unconfirmed.push({ id: messageId, entry: e });
   }
 
   /** `pingsAnswered` PINGRESPs came back on this connection: acks written before that PINGREQ arrived. */
   confirmed(pingsAnswered: number): void {
-    for (const [id, e] of this.entries) {
-      if (e.ackedAfterPings !== undefined && e.ackedAfterPings < pingsAnswered && e.generation === this.generation) {
+    // Acks leave in order, so their ping counts only grow: confirm from the front.
+    let n = 0;
+    for (; n < this.unconfirmed.length; n++) {
+      const { id, entry } = this.unconfirmed[n]!;
+      if (entry.generation !== this.generation) continue; // an old connection's: dropCarriedOver's job
+      if (entry.ackedAfterPings === undefined) continue; // matched again by a redelivery: waits anew
+      if (entry.ackedAfterPings >= pingsAnswered) break;
+      if (this.entries.get(id) === entry) {
         this.entries.delete(id);
         this.changes++;
       }
     }
+    if (n > 0) this.unconfirmed.splice(0, n);
   }
 
   /** A new connection: entries not acked so far may come back as redeliveries on it. */
   connected(sessionPresent: boolean): void {
     this.generation++;
+    this.unconfirmed = [];
     if (!sessionPresent) {
       // No session, nothing is redelivered.
       if (this.entries.size > 0) this.changes++;

@@ -176,3 +176,26 @@ for (const qos of [1, 2] as const) {
     await second.journal.stop();
   });
 }
+
+test('QoS 1: the redelivery filter forgets a message only after a PINGRESP answers a PINGREQ sent after its ack (an ack written is not yet read)', async () => {
+  const { journal, source, acked, client } = await setup('ping', 1, 5);
+  const sent: string[] = [];
+  client().on('packetsend', (p: Packet) => void sent.push(p.cmd));
+  let pingresps = 0;
+  client().on('packetreceive', (p: Packet) => void (p.cmd === 'pingresp' && pingresps++));
+  const filter = (source as unknown as { redelivery: { size: number } }).redelivery;
+  const pub = new Publisher(broker.url);
+  await pub.connect();
+  const n = 300;
+  await Promise.all(Array.from({ length: n }, (_, i) => pub.publish(`gate/ping/d${i % 10}`, reading(`d${i % 10}`, i), 1)));
+  await pub.close();
+  await waitFor(() => acked.length >= n, { what: `${n} acks sent` });
+  await waitFor(() => (filter.size === 0 ? true : null), { what: 'every entry confirmed' });
+  const lastAck = sent.lastIndexOf('puback');
+  assert.ok(sent.indexOf('pingreq', lastAck) > lastAck, 'a PINGREQ follows the last PUBACK');
+  assert.ok(pingresps >= 1, 'and its PINGRESP came back');
+  // Not one ping per ack: at most one in flight.
+  assert.ok(sent.filter((c) => c === 'pingreq').length <= sent.filter((c) => c === 'puback').length, 'pings do not outnumber acks');
+  await source.stop();
+  await journal.stop();
+});
