@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Kafka, logLevel } from 'kafkajs';
 import { Daemon, writeConfig } from '../helpers/daemon.js';
 import { journalCounts } from '../helpers/journal-file.js';
-import { KafkaBroker } from '../helpers/kafka.js';
+import { KafkaBroker, withAdmin } from '../helpers/kafka.js';
 import { consumeOrEmpty } from '../helpers/kcat.js';
 import { MosquittoBroker } from '../helpers/mosquitto.js';
 import { Publisher, reading } from '../helpers/publisher.js';
@@ -21,10 +20,7 @@ before(async () => {
   await mosquitto.start();
   await kafka.start();
   // The dead-letter topic takes larger records than the broker's default.
-  const admin = new Kafka({ brokers: [kafka.bootstrap], logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  await admin.createTopics({ topics: [{ topic: 'dead-letters', numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '1000000' }] }], waitForLeaders: true });
-  await admin.disconnect();
+  await withAdmin(kafka.bootstrap, (admin) => admin.createTopics({ topics: [{ topic: 'dead-letters', numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '1000000' }] }], waitForLeaders: true }));
 });
 after(async () => {
   await kafka.stop();

@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import kafkajs from 'kafkajs';
 import { Daemon, writeConfig } from '../helpers/daemon.js';
 import { journalCounts } from '../helpers/journal-file.js';
-import { KafkaBroker } from '../helpers/kafka.js';
+import { KafkaBroker, withAdmin } from '../helpers/kafka.js';
 import { consumeOrEmpty } from '../helpers/kcat.js';
 import { MosquittoBroker } from '../helpers/mosquitto.js';
 import { makeTestPki } from '../helpers/pki.js';
@@ -15,7 +15,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { checkDelivery, expectedReadings } from '../helpers/verify.js';
 import { delay, waitFor } from '../helpers/wait-for.js';
 
-const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, logLevel, ResourcePatternTypes } = kafkajs;
+const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes } = kafkajs;
 const PASSWORD = 'Sluice-Scram-Secret-7f3a9c';
 const PLAIN_PASSWORD = 'Sluice-Plain-Secret-2b8e41';
 const tmp = tempDir();
@@ -226,20 +226,14 @@ test('the server name is checked: the broker reached as 127.0.0.2 (not in its ce
 });
 
 test('an authorization failure (an ACL denies the topic) gives one clear line with a hint; records wait; removing the ACL ships them', async () => {
-  const admin = new Kafka({ clientId: 'acl-admin', brokers: [kafka.bootstrap], logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
   const acl = { resourceType: AclResourceTypes.TOPIC, resourceName: 'readings-acl', resourcePatternType: ResourcePatternTypes.LITERAL, principal: 'User:gateway', host: '*', operation: AclOperationTypes.ALL, permissionType: AclPermissionTypes.DENY };
-  try {
-    await admin.createAcls({ acl: [acl] });
-    const sinkExtra = `[sink.tls]\nenabled = true\nca_file = "${pki.caCert}"\n[sink.sasl]\nmechanism = "scram-sha-512"\nusername = "gateway"\npassword = "${PASSWORD}"\n`;
-    await wrongThenFixed('acl', {
-      brokers: kafka.saslSslBootstrap,
-      wrongExtra: sinkExtra,
-      rightExtra: sinkExtra,
-      expectHint: /refused access: grant the sink's principal WRITE/,
-      fix: async () => void (await admin.deleteAcls({ filters: [acl] })),
-    });
-  } finally {
-    await admin.disconnect();
-  }
+  await withAdmin(kafka.bootstrap, (admin) => admin.createAcls({ acl: [acl] }));
+  const sinkExtra = `[sink.tls]\nenabled = true\nca_file = "${pki.caCert}"\n[sink.sasl]\nmechanism = "scram-sha-512"\nusername = "gateway"\npassword = "${PASSWORD}"\n`;
+  await wrongThenFixed('acl', {
+    brokers: kafka.saslSslBootstrap,
+    wrongExtra: sinkExtra,
+    rightExtra: sinkExtra,
+    expectHint: /refused access: grant the sink's principal WRITE/,
+    fix: async () => void (await withAdmin(kafka.bootstrap, (admin) => admin.deleteAcls({ filters: [acl] }))),
+  });
 });

@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import kafkajs, { Kafka, logLevel } from 'kafkajs';
+import kafkajs, { Kafka, logLevel, type Admin } from 'kafkajs';
 import { closeSync, mkdirSync, openSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { freePort } from './net.js';
@@ -190,25 +190,26 @@ export function clusterId(): string {
   }
 }
 
-/** Creates a topic with the Kafka admin API (the cached jars carry no topic tool). */
-export async function createTopic(bootstrap: string, topic: string, partitions = 3): Promise<void> {
+/** Runs `fn` with a connected kafkajs admin client on `bootstrap`, then disconnects it. */
+export async function withAdmin<T>(bootstrap: string, fn: (admin: Admin) => Promise<T>): Promise<T> {
   const admin = new Kafka({ clientId: 'sluice-test-admin', brokers: [bootstrap], logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
   try {
-    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+    return await fn(admin);
   } finally {
     await admin.disconnect();
   }
 }
 
+/** Creates a topic with the Kafka admin API (the cached jars carry no topic tool). */
+export async function createTopic(bootstrap: string, topic: string, partitions = 3): Promise<void> {
+  await withAdmin(bootstrap, (admin) => admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true }));
+}
+
 /** A topic's current value of one config (e.g. "cleanup.policy"), read with the admin API's describeConfigs. */
 export async function topicConfig(bootstrap: string, topic: string, name: string): Promise<string | undefined> {
-  const admin = new Kafka({ clientId: 'sluice-test-admin', brokers: [bootstrap], logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  try {
+  return withAdmin(bootstrap, async (admin) => {
     const r = await admin.describeConfigs({ resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: [name] }], includeSynonyms: false });
     return r.resources[0]?.configEntries.find((e) => e.configName === name)?.configValue;
-  } finally {
-    await admin.disconnect();
-  }
+  });
 }
