@@ -1,7 +1,6 @@
-import { crc32 } from 'node:zlib';
-import Database from 'better-sqlite3';
-import type { Journal, JournalRecord } from './journal.js';
-import { decodeRecords } from './record-codec.js';
+import { DamagedJournalReader } from './damaged-reader.js';
+import type { Journal } from './journal.js';
+import { decodeRow } from './store.js';
 
 export interface SalvageReport {
   rowsRead: number;
@@ -13,62 +12,20 @@ export interface SalvageReport {
   problems: string[];
 }
 
-type Row = { first_seq: number; last_seq: number; count: number; data: Buffer; crc: number | null };
-
 /**
- * Copies what is still readable from a set-aside journal into the live one, row by row: a
- * damaged stretch of the b-tree is stepped over by probing further keys, a row whose checksum
- * fails is skipped and counted. Recovered records get new seqs; their old seq travels in the
- * `sluice.salvaged_seq` header.
+ * `sluice journal salvage`: copies what is still readable from a set-aside journal into the live
+ * one, row by row; a row whose checksum fails is skipped and counted. Recovered records get new
+ * seqs; their old seq travels in the `sluice.salvaged_seq` header. (A journal set aside at start
+ * is salvaged by the journal itself, keeping its seqs: see auto-salvage.ts.)
  */
 export async function salvageInto(damagedPath: string, live: Journal): Promise<SalvageReport> {
   const report: SalvageReport = { rowsRead: 0, rowsLost: 0, recovered: 0, alreadyShipped: 0, problems: [] };
-  const db = new Database(damagedPath, { readonly: true, fileMustExist: true });
-  // A truncated file has fewer pages than its header says; SQLite then refuses to read any of it
-  // ("malformed"), unless writable_schema is on, which needs defensive mode off. The connection is
-  // read-only, so neither can change the file; with them the pages that remain can be read.
-  db.unsafeMode(true);
-  db.pragma('writable_schema = ON');
+  const reader = new DamagedJournalReader(damagedPath);
   try {
-    let confirmed = 0;
-    try {
-      confirmed = (db.prepare('SELECT min(seq) FROM cursors').pluck().get() as number | null) ?? 0;
-    } catch (err) {
-      report.problems.push(`cursors unreadable (${(err as Error).message}); copying every readable record`);
-    }
-    let maxKey = Number.MAX_SAFE_INTEGER;
-    try {
-      maxKey = (db.prepare('SELECT max(first_seq) FROM batches').pluck().get() as number | null) ?? 0;
-    } catch {
-      /* probe blindly */
-    }
-    const next = db.prepare('SELECT first_seq, last_seq, count, data, crc FROM batches WHERE first_seq > ? ORDER BY first_seq LIMIT 1');
-    let after = 0;
-    let probe = 1;
-    while (after < maxKey) {
-      let row: Row | undefined;
-      try {
-        row = next.get(after) as Row | undefined;
-        probe = 1;
-      } catch (err) {
-        // A damaged page: step over it, further each time, until rows read again.
-        if (probe === 1) report.problems.push(`damaged stretch after seq ${after}: ${(err as Error).message}`);
-        after += probe;
-        probe *= 2;
-        if (probe > 2 ** 40) break;
-        continue;
-      }
-      if (!row) break;
-      after = row.first_seq;
+    const confirmed = reader.minCursor() ?? 0;
+    for (const row of reader.rows()) {
       report.rowsRead++;
-      let records: JournalRecord[] | null = null;
-      if (row.crc === null || crc32(row.data) === row.crc) {
-        try {
-          records = decodeRecords(row.data, row.first_seq, row.count);
-        } catch {
-          records = null;
-        }
-      }
+      const records = decodeRow(row);
       if (!records) {
         report.rowsLost++;
         report.problems.push(`row ${row.first_seq}-${row.last_seq}: damaged, ${row.count} records lost`);
@@ -85,7 +42,8 @@ export async function salvageInto(damagedPath: string, live: Journal): Promise<S
       live.flush();
     }
   } finally {
-    db.close();
+    report.problems.unshift(...reader.problems.filter((p) => !report.problems.includes(p)));
+    reader.close();
   }
   return report;
 }

@@ -139,7 +139,7 @@ test('min_free_bytes: low disk space stops appends; space the journal owns count
   assert.throws(() => j.append(rec(3)), (e: SluiceError) => e.code === 'SLUICE_JOURNAL_FULL');
   fsFree = 20 * 1024 * 1024;
   j.ack('k', 0); // any journal activity re-checks; the maintenance tick does it too
-  (j as unknown as { maintain(): void }).maintain();
+  j.maintain();
   assert.equal(j.accepting, true, 'recovers by itself when space returns');
   await j.stop();
 });
@@ -155,7 +155,7 @@ test('max_age: records older than the bound are evicted whatever the policy; gap
   for (let i = 0; i < 10; i++) j.append(rec(i, { time: now }));
   j.append({ ...rec(99, { time: now - 120_000 }), source: 'sluice:gaps', topic: 'sluice/gaps' });
   j.flush();
-  for (let t = 0; t < 5; t++) (j as unknown as { maintain(): void }).maintain();
+  for (let t = 0; t < 5; t++) j.maintain();
   const kept = j.read(0, 1e9, 1e12);
   assert.equal(kept.length, 11, 'the 10 fresh records and the old gap record stay');
   const aged = gaps.filter((g) => g.reason === 'evicted_max_age');
@@ -167,7 +167,7 @@ test('max_age: records older than the bound are evicted whatever the policy; gap
 
 /** Makes every commit fail the way a non-disk-full error would (here a constraint), until `heal()`. */
 function injectCommitFailure(j: SqliteJournal): { heal(): void } {
-  const db = (j as unknown as { db: Database.Database }).db;
+  const db = (j as unknown as { store: { db: Database.Database } }).store.db;
   db.exec("CREATE TEMP TRIGGER inject_commit_failure BEFORE INSERT ON main.batches BEGIN SELECT RAISE(ABORT, 'injected commit failure'); END");
   return { heal: () => db.exec('DROP TRIGGER temp.inject_commit_failure') };
 }

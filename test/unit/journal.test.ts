@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, closeSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
@@ -176,24 +176,41 @@ test('a database that is not a sluice journal is refused, not reused', async () 
   db.exec('CREATE TABLE customers (id INTEGER)');
   db.close();
   const j = journal({ path });
-  await assert.rejects(j.start(), (err: SluiceError) => err.code === 'SLUICE_JOURNAL_CORRUPT' && /not a sluice journal/.test(err.message));
+  await assert.rejects(j.start(), (err: SluiceError) => err.code === 'SLUICE_JOURNAL_NOT_OURS' && /^journal\.path: .*not a sluice journal.*refusing to touch it$/.test(err.message));
 });
 
-test('a garbage file is set aside, never a crash loop and never a silent fresh start', async () => {
-  const path = join(tmp.path, 'garbage.db');
+test('a file that is not a journal (no SQLite header, no mark of sluice) is refused and left exactly as it was', async () => {
+  for (const [name, content] of [
+    ['garbage.db', Buffer.alloc(8192, 0x5a)],
+    ['hosts', Buffer.from('127.0.0.1 localhost\n::1 localhost\n')],
+  ] as const) {
+    const path = join(tmp.path, name);
+    writeFileSync(path, content);
+    await assert.rejects(journal({ path }).start(), (err: SluiceError) => err.code === 'SLUICE_JOURNAL_NOT_OURS' && err.message === `journal.path: ${path} is not a sluice journal (no SQLite header); refusing to touch it`);
+    assert.deepEqual(readFileSync(path), content, 'untouched');
+    assert.deepEqual(readdirSync(tmp.path).filter((f) => f.startsWith(`${name}.`) || f.startsWith(`${name}-`)), [], 'nothing set aside or created beside it');
+  }
+  const dir = join(tmp.path, 'a-directory');
+  mkdirSync(dir);
+  await assert.rejects(journal({ path: dir }).start(), (err: SluiceError) => err.code === 'SLUICE_JOURNAL_NOT_OURS' && /is a directory/.test(err.message));
+  await assert.rejects(journal({ path: '/dev/null' }).start(), (err: SluiceError) => err.code === 'SLUICE_JOURNAL_NOT_OURS' && /not a regular file/.test(err.message));
+});
+
+test('a journal of ours overwritten with garbage (its mark file beside it) is set aside, never a crash loop and never a silent fresh start', async () => {
+  const path = join(tmp.path, 'garbage-ours.db');
+  const j1 = journal({ path });
+  await j1.start();
+  j1.append(rec(1));
+  await j1.stop();
   const garbage = Buffer.alloc(8192, 0x5a);
   writeFileSync(path, garbage);
   const gaps: GapReport[] = [];
   const j = new SqliteJournal({ path, durability: 'crash', commitDelayMs: 5, commitMaxRecords: 100, logger: pino({ level: 'silent' }), clock: { now: () => 1700000000000 }, reportGap: (g) => gaps.push(g) });
   await j.start();
-  const aside = readdirSync(tmp.path).filter((f) => f.startsWith('garbage.db.corrupt-'));
-  assert.equal(aside.length, 1, `set-aside file: ${aside.join(',')}`);
-  assert.deepEqual(readFileSync(join(tmp.path, aside[0]!)), garbage, 'the bad file is kept as it was, under a new name');
-  assert.equal(gaps.length, 1);
   assert.equal(gaps[0]!.reason, 'journal_set_aside');
   assert.match(gaps[0]!.detail!, /corrupt-/);
   const seq = j.append(rec(1));
-  assert.ok(seq > 1700000000000 - 1, 'seqs continue above the clock when the old file told nothing');
+  assert.ok(seq > 1, 'seqs continue above the mark when the old file told nothing');
   await j.stop();
 });
 
@@ -255,13 +272,19 @@ for (const { field, offset } of [
       assert.ok(seq > 50, `seq ${seq} continues above the damaged journal's 50`);
       await j2.stop();
     }
-    assert.equal(gaps.length, 1, 'one alarm, for the one set-aside');
+    assert.equal(gaps.length, 1, 'one alarm, for the one set-aside, and no loss: salvage recovered every row');
     assert.equal(gaps[0]!.reason, 'journal_set_aside');
-    assert.equal(gaps[0]!.count, 30, 'the alarm counts the records not yet shipped');
     assert.match(gaps[0]!.detail!, /damaged header/);
-    const aside = readdirSync(tmp.path).filter((f) => f.startsWith(`header-${field}.db.corrupt-`) && !/-(wal|shm)$/.test(f));
-    assert.equal(aside.length, 1, `set-aside file: ${aside.join(',')}`);
-    assert.equal(checkJournalFile(join(tmp.path, aside[0]!)).records, 50, 'the set-aside file keeps the records for salvage');
+    assert.match(gaps[0]!.detail!, /30 records were not yet shipped/);
+    const aside = readdirSync(tmp.path).filter((f) => f.startsWith(`header-${field}.db.corrupt-`));
+    assert.deepEqual(aside, [], 'the set-aside file is removed once its salvage committed');
+    const j3 = journal({ path });
+    await j3.start();
+    j3.registerSinks(['k']);
+    const back = j3.read(j3.cursor('k'), 1e9, 1e12).map((r) => r.seq);
+    assert.deepEqual(back.slice(0, 30), Array.from({ length: 30 }, (_, i) => 21 + i), 'the 30 unshipped records came back with their own seqs, after the sink\'s old cursor');
+    assert.equal(j3.cursor('k'), 20, 'the sink keeps its old cursor: what it shipped is not sent again');
+    await j3.stop();
     assert.equal(checkJournalFile(path).ok, true, 'the new journal is sound');
   });
 }
@@ -297,7 +320,7 @@ test('a foreign database with a stray header is still refused, every time', asyn
   db.exec('CREATE TABLE meta (k TEXT); CREATE TABLE cursors (id INTEGER); CREATE TABLE batches (id INTEGER, body TEXT)');
   db.close();
   for (let i = 0; i < 2; i++) {
-    await assert.rejects(journal({ path }).start(), (err: SluiceError) => err.code === 'SLUICE_JOURNAL_CORRUPT' && /not a sluice journal/.test(err.message));
+    await assert.rejects(journal({ path }).start(), (err: SluiceError) => err.code === 'SLUICE_JOURNAL_NOT_OURS' && /not a sluice journal/.test(err.message));
   }
   assert.deepEqual(readdirSync(tmp.path).filter((f) => f.startsWith('stranger2.db.')), [], 'nothing set aside');
   assert.match(checkJournalFile(path).problems.join(';'), /not a sluice journal/);

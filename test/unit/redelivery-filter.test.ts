@@ -78,7 +78,7 @@ test('the set survives a restart through the journal commit that held the record
   j.flush();
   // Not committed with any record: must not reach the disk (a kill now loses the record and its entry alike).
   f.journaled(4, 'dev/c', p('z'), seq + 1);
-  const db = (j as unknown as { db: { prepare: (s: string) => { pluck: () => { get: () => Buffer } } } }).db;
+  const db = (j as unknown as { store: { db: { prepare: (s: string) => { pluck: () => { get: () => Buffer } } } } }).store.db;
   const onDisk = db.prepare("SELECT data FROM sidecars WHERE name = 'redelivery:mqtt:local'").pluck().get();
   assert.equal(onDisk.length, 12, '6 bytes per entry');
   // A "kill -9": the next run reads what the last commit wrote.

@@ -1,0 +1,320 @@
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import type { Clock } from '../util/clock.js';
+import { EvictionLedger } from './eviction-ledger.js';
+import type { GapReport } from './gaps.js';
+import type { JournalRecord } from './journal.js';
+import { decodeRecords } from './record-codec.js';
+import type { SpaceReserve } from './reserve.js';
+import { INTERNAL_PRIORITY } from './retention.js';
+import { isDiskFull, type EvictRow, type JournalStore } from './store.js';
+
+/** The bounds a reload may change without a restart. */
+export interface SpaceBounds {
+  /** Most bytes of pages in use; undefined = unbounded. */
+  maxBytes?: number;
+  /** Records older than this (capture time), in seconds, are evicted; undefined = kept. */
+  maxAgeS?: number;
+  /** Keep at least this many bytes free on the journal's filesystem; 0/undefined = no bound. */
+  minFreeBytes?: number;
+}
+
+/** Why the journal refuses records: a bound, or a disk that had no room for a commit. */
+export type FullReason = 'max_bytes' | 'min_free_bytes' | 'disk_full';
+
+/**
+ * After the disk was full, the journal takes records again only once this much room is there
+ * (free pages inside the file plus free bytes on the filesystem, beyond min_free_bytes and the
+ * reserve): enough for a few group commits, so it does not flap on and off with every commit.
+ */
+const DISK_FULL_HEADROOM = 256 * 1024;
+
+/**
+ * Decides from one place whether the journal is full and whether room came back, and makes room
+ * by policy (eviction into the ledger). It measures the file and the filesystem, deletes through
+ * the store, and never calls the commit path: what it has to say (alarms, gap reports) waits in
+ * its outbox for the caretaker.
+ */
+export class SpaceKeeper {
+  private reason: FullReason | null = null;
+  private fullSince: number | null = null;
+  private readonly ledger = new EvictionLedger();
+  private ledgerGeneration = 0;
+  /** The next commit carries the gap records of a drained ledger: it must clear the ledger rows. */
+  private clearLedgerOnCommit = false;
+  private readonly outbox: GapReport[] = [];
+  /** Per sink, the highest seq it has on the wire now: those rows are not evicted. */
+  private readonly onWire = new Map<string, number>();
+  private bounds: SpaceBounds;
+
+  constructor(
+    private readonly store: JournalStore,
+    private readonly reserve: SpaceReserve,
+    private readonly opts: { path: string; bounds: SpaceBounds; freeBytes: (dir: string) => number | null; logger: Logger; clock: Clock },
+  ) {
+    this.bounds = { ...opts.bounds };
+  }
+
+  /** Why appends are refused now, or null. */
+  get full(): FullReason | null {
+    return this.reason;
+  }
+
+  /** Since when the journal is full (ms), or null. */
+  get fullSinceMs(): number | null {
+    return this.fullSince;
+  }
+
+  get currentBounds(): SpaceBounds {
+    return { ...this.bounds };
+  }
+
+  /** Evictions whose gap records the last run did not commit. */
+  loadLedger(): void {
+    this.ledger.load(this.store.ledgerRows());
+  }
+
+  setBounds(bounds: SpaceBounds): void {
+    const was = this.bounds;
+    this.bounds = { ...bounds };
+    this.opts.logger.info({ was, now: this.bounds }, 'journal bounds changed');
+    this.reassess();
+  }
+
+  inFlight(sink: string, seq: number | null): void {
+    if (seq === null) this.onWire.delete(sink);
+    else this.onWire.set(sink, seq);
+  }
+
+  private inFlightFloor(): number {
+    let floor = 0;
+    for (const s of this.onWire.values()) if (s > floor) floor = s;
+    return floor;
+  }
+
+  /**
+   * Measures the bounds and acts: over a bound, evicts what policy allows, then marks full; within
+   * every bound (and, after a full disk, with room measured), takes records again. Needs no commit
+   * to decide: a sink draining, space freed on the filesystem, an eviction, an aged record or a
+   * raised bound all show up here, whichever path calls it.
+   */
+  reassess(): void {
+    if (!this.store.open) return;
+    let over = this.overage();
+    if (over.bytes > 0) {
+      this.evictSafely(`evicted_${over.reason}`, () => this.overage().bytes <= 0);
+      over = this.overage();
+    }
+    if (over.bytes > 0) this.setFull(over.reason);
+    else if (this.reason === 'disk_full') {
+      if (this.roomAfterDiskFull()) this.clearFull();
+    } else if (this.reason !== null) this.clearFull();
+  }
+
+  /** A commit found no room on the disk: refuse appends and make room by policy. */
+  diskFull(pendingRows: number): void {
+    this.setFull('disk_full');
+    this.evictSafely('evicted_disk_full', () => false, Math.max(1, pendingRows) * 2);
+  }
+
+  /**
+   * Runs a write that must not fail for a full disk (moving a cursor, deleting confirmed rows):
+   * when it does, the reserve goes back to the filesystem and the write is tried once more.
+   */
+  withReserve<T>(write: () => T): T {
+    try {
+      return write();
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      this.setFull('disk_full');
+      if (!this.reserve.release()) throw err;
+      this.opts.logger.warn({ reserveBytes: this.reserve.size }, 'journal: disk full; gave back the reserve so cursors and deletions keep working');
+      return write();
+    }
+  }
+
+  /**
+   * Takes the reserve back when it was given: from free space on the filesystem, or else from
+   * the journal's own free pages (handed back to the filesystem), so it is there for the next
+   * time the disk fills even if nothing else ever frees space.
+   */
+  holdReserve(): void {
+    if (this.reserve.held || !this.store.open) return;
+    const fsFree = this.opts.freeBytes(dirname(this.opts.path));
+    const need = this.reserve.size + (this.bounds.minFreeBytes ?? 0);
+    if (fsFree !== null && fsFree >= need + DISK_FULL_HEADROOM) {
+      if (this.reserve.hold()) this.opts.logger.info({ reserveBytes: this.reserve.size }, 'journal: reserve held again');
+      return;
+    }
+    const { free, pageSize } = this.store.pages();
+    if (free * pageSize < 2 * this.reserve.size + DISK_FULL_HEADROOM) return;
+    try {
+      this.store.releasePages(Math.ceil(this.reserve.size / pageSize) + 8);
+      this.store.checkpoint('PASSIVE');
+    } catch (err) {
+      this.opts.logger.debug({ err }, 'journal: could not hand free pages back for the reserve yet');
+      return;
+    }
+    if (this.reserve.hold()) this.opts.logger.info({ reserveBytes: this.reserve.size }, 'journal: reserve held again, from the journal\'s own free pages');
+  }
+
+  /** Bytes over the tightest bound (<= 0 when within all), and which bound. */
+  private overage(): { bytes: number; reason: 'max_bytes' | 'min_free_bytes' } {
+    const { used, free, pageSize } = this.store.pages();
+    let worst: { bytes: number; reason: 'max_bytes' | 'min_free_bytes' } = { bytes: -Infinity, reason: 'max_bytes' };
+    if (this.bounds.maxBytes !== undefined) worst = { bytes: used * pageSize - this.bounds.maxBytes, reason: 'max_bytes' };
+    if (this.bounds.minFreeBytes) {
+      const fsFree = this.opts.freeBytes(dirname(this.opts.path));
+      if (fsFree !== null) {
+        const short = this.bounds.minFreeBytes - (fsFree + free * pageSize);
+        if (short > worst.bytes) worst = { bytes: short, reason: 'min_free_bytes' };
+      }
+    }
+    return worst;
+  }
+
+  /** Room measured, not hoped for: free pages inside the file count, the reserve does not. */
+  private roomAfterDiskFull(): boolean {
+    const { free, pageSize } = this.store.pages();
+    const fsFree = this.opts.freeBytes(dirname(this.opts.path)) ?? 0;
+    const usable = fsFree - (this.reserve.held ? 0 : this.reserve.size) + free * pageSize;
+    return usable >= (this.bounds.minFreeBytes ?? 0) + DISK_FULL_HEADROOM;
+  }
+
+  private setFull(reason: FullReason): void {
+    if (this.reason === reason) return;
+    const was = this.reason;
+    this.reason = reason;
+    if (was !== null) return;
+    this.fullSince = this.opts.clock.now();
+    this.opts.logger.warn({ reason, maxBytes: this.bounds.maxBytes, minFreeBytes: this.bounds.minFreeBytes }, 'journal full: sources with overflow = "backpressure" pause, sources that cannot pause drop (with gap records)');
+    const now = this.opts.clock.now();
+    this.outbox.push({ reason: `journal_full_${reason}`, source: 'sluice:journal', firstTime: now, lastTime: now, count: 0, bytes: 0, detail: 'alarm: the journal stopped taking records; nothing is lost by this alone (see gap records with other reasons for losses)' });
+  }
+
+  private clearFull(): void {
+    const now = this.opts.clock.now();
+    this.opts.logger.info({ was: this.reason, fullForMs: this.fullSince === null ? null : now - this.fullSince }, 'journal takes records again');
+    this.reason = null;
+    this.fullSince = null;
+  }
+
+  /** Evicts; on a full disk (a delete writes the WAL too) gives back the reserve and tries once more. */
+  private evictSafely(reason: string, enough: () => boolean, maxRows = Number.POSITIVE_INFINITY): void {
+    try {
+      this.withReserve(() => this.evict(reason, enough, maxRows));
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      this.setFull('disk_full');
+      this.opts.logger.debug({ err }, 'journal: no room even to evict; will try again');
+    }
+  }
+
+  /**
+   * Deletes evictable rows, lowest priority then oldest first, until `enough()` or `maxRows`;
+   * what they held goes to the ledger (persisted in the same transaction) and from there into gap records.
+   */
+  private evict(reason: string, enough: () => boolean, maxRows: number): number {
+    const minCursor = this.store.minCursor();
+    let rows = 0;
+    this.undoOnRollback(() =>
+      this.store.transaction(() => {
+        while (rows < maxRows) {
+          const batch = this.store.evictableRows(minCursor, this.inFlightFloor());
+          if (batch.length === 0) break;
+          for (const row of batch) {
+            this.dropRow(row, minCursor, reason);
+            rows++;
+            if (rows >= maxRows || enough()) break;
+          }
+          if (rows >= maxRows || enough()) break;
+        }
+        this.persistLedger();
+      }),
+    );
+    return rows;
+  }
+
+  /** max_age: rows older than the bound go whatever the policy (gap and alarm records stay). */
+  evictAged(): void {
+    if (this.bounds.maxAgeS === undefined || !this.store.open) return;
+    const cutoff = this.opts.clock.now() - this.bounds.maxAgeS * 1000;
+    const minCursor = this.store.minCursor();
+    const run = (): void =>
+      this.undoOnRollback(() =>
+        this.store.transaction(() => {
+          for (;;) {
+            const batch = this.store.agedRows(INTERNAL_PRIORITY, cutoff, minCursor, this.inFlightFloor());
+            if (batch.length === 0) break;
+            for (const row of batch) this.dropRow(row, minCursor, 'evicted_max_age');
+          }
+          this.persistLedger();
+        }),
+      );
+    this.withReserve(run);
+  }
+
+  /**
+   * If an evicting transaction rolls back (the disk is full), the rows are still there: the ledger
+   * and counts must forget them too, else a gap record would name records that are later shipped.
+   */
+  private undoOnRollback(run: () => void): void {
+    const ledger = this.ledger.serialize();
+    const stored = { ...this.store.stored };
+    const outbox = this.outbox.length;
+    try {
+      run();
+    } catch (err) {
+      this.ledger.restore(ledger);
+      this.store.stored.records = stored.records;
+      this.store.stored.bytes = stored.bytes;
+      this.outbox.length = outbox;
+      throw err;
+    }
+  }
+
+  private dropRow(row: EvictRow, minCursor: number, reason: string): void {
+    this.store.deleteRow(row);
+    let records: JournalRecord[];
+    try {
+      records = decodeRecords(row.data, row.first_seq, row.count);
+    } catch {
+      records = [];
+      this.outbox.push({ reason, source: 'sluice:journal', firstSeq: row.first_seq, lastSeq: row.last_seq, firstTime: 0, lastTime: 0, count: row.count, bytes: row.bytes, detail: 'evicted row could not be decoded' });
+    }
+    this.ledger.add(reason, records, minCursor);
+  }
+
+  /** Keyed by drain generation: entries already drained into not-yet-committed gap records keep their own rows. */
+  private persistLedger(): void {
+    this.store.persistLedger(this.ledger.serialize().map(([reason, entry]) => [`${reason}#${this.ledgerGeneration}`, entry]));
+  }
+
+  get hasReports(): boolean {
+    return this.outbox.length > 0 || !this.ledger.empty;
+  }
+
+  /** Alarms and evictions to report since the last call; the commit carrying them clears the ledger rows. */
+  drainReports(): GapReport[] {
+    const out = this.outbox.splice(0);
+    if (!this.ledger.empty) {
+      for (const gap of this.ledger.drain()) {
+        this.opts.logger.warn({ reason: gap.reason, count: gap.count, bytes: gap.bytes, firstSeq: gap.firstSeq, lastSeq: gap.lastSeq }, 'journal evicted records; a gap record lists them');
+        out.push(gap);
+      }
+      this.clearLedgerOnCommit = true;
+      this.ledgerGeneration++;
+    }
+    return out;
+  }
+
+  /** Inside a group commit's transaction: the gap records it carries replace the ledger rows. */
+  inCommit(): (() => void) | null {
+    if (!this.clearLedgerOnCommit) return null;
+    this.store.clearLedger();
+    this.persistLedger(); // entries evicted since the drain stay recorded
+    return () => {
+      this.clearLedgerOnCommit = false;
+    };
+  }
+}
