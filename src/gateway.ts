@@ -9,6 +9,8 @@ import { SqliteJournal } from './journal/sqlite-journal.js';
 import { Metrics } from './metrics.js';
 import { HealthSource } from './ops/health-source.js';
 import { OpsServer } from './ops/ops-server.js';
+import { healthProbe, mqttProbe, serialProbe, sinkProbe } from './ops/progress-probes.js';
+import { StallMonitor, type ProgressProbe, type Stall } from './ops/stall-monitor.js';
 import type { OpsView } from './ops/status.js';
 import type { KafkaClientFactory } from './sinks/kafka-client.js';
 import { KafkaSink } from './sinks/kafka-sink.js';
@@ -50,12 +52,14 @@ export interface ReloadOutcome {
  * replaces, in the same order, only the components whose config changed.
  */
 export class Gateway implements OpsView {
-  readonly journal: Journal;
+  readonly journal: SqliteJournal;
   sinks: KafkaSink[];
   sources: MqttSource[];
   serialSources: SerialSource[];
   health: HealthSource | null;
   http: OpsServer | null;
+  /** Watches sources and sinks for work that does not move. */
+  readonly stallMonitor: StallMonitor;
   readonly metrics: Metrics;
   /** Every loss is reported here and becomes a gap record (`sluice/gaps`). */
   readonly gaps: GapRecorder;
@@ -94,6 +98,23 @@ export class Gateway implements OpsView {
     this.serialSources = config.serial.map((p) => this.makeSerial(p));
     this.health = config.health.enabled ? this.makeHealth(config) : null;
     this.http = config.http.enabled ? this.makeHttp(config) : null;
+    this.stallMonitor = new StallMonitor({ stallAfterMs: config.gateway.stallAfterS * 1000 }, { probes: () => this.probes(), metrics: this.metrics, logger: deps.logger.child({ component: 'stall-monitor' }), clock: this.clock, reportGap: this.gaps.report });
+  }
+
+  /** What the stall monitor looks at: every running source and sink. */
+  private probes(): ProgressProbe[] {
+    const running = <T extends Component>(c: T): boolean => this.started.has(c);
+    const out: ProgressProbe[] = [];
+    for (const s of this.sources) if (running(s)) out.push(mqttProbe(s, this.metrics, this.journal));
+    for (const s of this.serialSources) if (running(s)) out.push(serialProbe(s, this.metrics));
+    if (this.health && running(this.health)) out.push(healthProbe(this.health, this.metrics, this.config.health.intervalS));
+    for (const s of this.sinks) if (running(s)) out.push(sinkProbe(s, s.name.slice('sink:'.length), this.metrics, this.journal));
+    return out;
+  }
+
+  /** Components stalled now. */
+  stalls(): Stall[] {
+    return this.stallMonitor.stalls();
   }
 
   private makeSink(s: Config['sink'][number]): KafkaSink {
@@ -120,7 +141,7 @@ export class Gateway implements OpsView {
     await this.journal.start();
     this.started.add(this.journal);
     this.journal.registerSinks(this.config.sink.map((s) => s.name));
-    for (const c of [...this.sinks, ...this.sources, ...this.serialSources, this.health, this.http]) if (c) await this.startOne(c);
+    for (const c of [...this.sinks, ...this.sources, ...this.serialSources, this.health, this.http, this.stallMonitor]) if (c) await this.startOne(c);
     if (this.sinks.length === 0) this.log.warn('no [[sink]] configured: records are journaled and kept until one is');
     if (this.sources.length + this.serialSources.length === 0) this.log.warn('no [[mqtt]] or [[serial]] source configured: nothing will be ingested');
     this.log.info({ sources: [...this.sources, ...this.serialSources].map((s) => s.name), sinks: this.sinks.map((s) => s.name) }, 'sluice ready');
@@ -160,9 +181,19 @@ export class Gateway implements OpsView {
     const prev = this.config;
     const needRestart: string[] = [];
     const changed: string[] = [];
-    if (!sameConfig(prev.journal, next.journal)) needRestart.push('journal');
+    // Bounds apply at once (a raised bound is room for a paused source); the rest needs a restart.
+    const bounds = (j: Config['journal']) => ({ maxBytes: j.maxBytes, maxAgeS: j.maxAgeS, minFreeBytes: j.minFreeBytes });
+    const { maxBytes: _a, maxAgeS: _b, minFreeBytes: _c, ...prevRest } = prev.journal;
+    const { maxBytes: _d, maxAgeS: _e, minFreeBytes: _f, ...nextRest } = next.journal;
+    const boundsChanged = !sameConfig(bounds(prev.journal), bounds(next.journal));
+    if (!sameConfig(prevRest, nextRest)) needRestart.push('journal');
+    if (prev.gateway.stallAfterS !== next.gateway.stallAfterS) needRestart.push('gateway.stall_after_s');
     if (prev.gateway.id !== next.gateway.id) needRestart.push('gateway.id');
-    const effective: Config = { ...next, journal: prev.journal, gateway: { ...next.gateway, id: prev.gateway.id } };
+    const effective: Config = { ...next, journal: { ...prev.journal, ...bounds(next.journal) }, gateway: { ...next.gateway, id: prev.gateway.id, stallAfterS: prev.gateway.stallAfterS } };
+    if (boundsChanged) {
+      this.journal.setBounds(bounds(next.journal));
+      changed.push('journal bounds');
+    }
 
     if (prev.log.level !== next.log.level) {
       if (this.deps.logLevelOverride) needRestart.push('log.level (--log-level given on the command line wins)');
@@ -263,7 +294,7 @@ export class Gateway implements OpsView {
     const work = (async () => {
       // A reload in progress finishes first, so it cannot start a component after the stop.
       await Promise.race([this.reloadChain, sleep(Math.max(0, deadline - Date.now() - 1000))]);
-      const order: (Component | null)[] = [this.http, this.health, ...this.serialSources, ...this.sources, ...this.sinks, this.journal];
+      const order: (Component | null)[] = [this.stallMonitor, this.http, this.health, ...this.serialSources, ...this.sources, ...this.sinks, this.journal];
       for (const c of order) {
         if (!c) continue;
         await this.stopOne(c, Math.max(100, deadline - Date.now() - 500));

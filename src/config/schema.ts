@@ -154,6 +154,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       id: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "_", "." or "-"').optional().describe('Name of this gateway, sent with every record. Default: the hostname.'),
       shutdown_timeout_ms: z.number().int().min(100).default(10000).describe('How long a clean stop may take before sluice exits anyway, in milliseconds. Default 10000.'),
+      stall_after_s: z.number().int().min(1).max(2147483).default(300).describe('A source or sink that has work and makes no progress for longer than this, in seconds, is reported as stalled: a source paused for a full journal or holding acknowledgements no commit releases, a serial port whose bytes become no frames, health records that stopped (at least three intervals), a sink with lag that ships nothing while Kafka answers. /readyz answers 503 "degraded", `sluice status` and sluice_stalled{component} show it, and a "stalled" alarm gap record goes to Kafka. Default 300.'),
     })
     .prefault({}),
   log: z
@@ -171,6 +172,7 @@ export const configSchema = z.strictObject({
       max_bytes: z.number().int().min(65536).optional().describe('Most bytes the journal database may hold (SQLite pages in use), in bytes. At the bound, sources apply their overflow policy. Default: no bound besides min_free_bytes.'),
       max_age_s: z.number().int().min(1).optional().describe('Records older than this (capture time), in seconds, are evicted whatever the policy, and a gap record says so. Default: kept until shipped.'),
       min_free_bytes: z.number().int().min(0).default(67108864).describe('Stop taking records before the filesystem holding the journal has less than this free, in bytes (space the journal already owns counts as free). Default 67108864 (64 MiB).'),
+      reserve_bytes: z.number().int().min(0).max(1073741824).default(524288).describe('Bytes held in a reserve file beside the journal (<path>-reserve) and given back the moment the disk fills, so moving cursors and deleting shipped records still work on a full disk; taken back when there is room (from free space, or from the journal\'s own free pages). 0 = no reserve. Default 524288 (512 KiB).'),
     })
     .prefault({}),
   http: z

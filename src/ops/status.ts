@@ -4,6 +4,7 @@ import type { LoggedProblem, LogTap } from '../util/log-tap.js';
 import { processWriteBytes } from './io-counters.js';
 import { samples, sum, sumBy } from './metric-keys.js';
 import type { ProgressTracker } from './progress.js';
+import type { Stall } from './stall-monitor.js';
 
 /** What the status and metrics endpoints read from the running gateway. Read-only. */
 export interface OpsView {
@@ -25,6 +26,8 @@ export interface OpsView {
   sourceStates(): { name: string; state: string }[];
   /** Names of the configured sinks (their cursor names). */
   sinkNames(): string[];
+  /** Sources and sinks that have work and make no progress (see StallMonitor). */
+  stalls(): Stall[];
   readonly reloads: { count: number; last: { time: number; ok: boolean; errors: string[]; changed: string[] } | null };
 }
 
@@ -80,6 +83,8 @@ export interface StatusReport {
     failing_since: string | null;
     last_error: LoggedProblem | null;
   }[];
+  /** Sources and sinks stalled now: work waiting, no progress for longer than gateway.stall_after_s. */
+  stalls: { component: string; kind: string; reason: string; since: string; for_s: number }[];
   /** Gap records written, per reason. */
   gaps: Record<string, number>;
   /** Records dropped (and reported as gaps), per source. */
@@ -179,6 +184,12 @@ export function buildStatus(view: OpsView, tracker: ProgressTracker, now: number
     last_error: view.tap.lastProblem(name),
   }));
 
+  const stalls = view.stalls().map((st) => ({ component: st.name, kind: st.kind, reason: st.reason, since: new Date(st.since).toISOString(), for_s: Math.round((now - st.since) / 1000) }));
+  for (const st of stalls) {
+    degraded = true;
+    reasons.push(`stalled: ${st.component} made no progress for ${st.for_s} s: ${st.reason}`);
+  }
+
   const state: GatewayState = reasons.length === 0 ? 'ready' : degraded && open && sinkNames.length > 0 ? 'degraded' : 'not_ready';
   const last = view.reloads.last;
   return {
@@ -207,6 +218,7 @@ export function buildStatus(view: OpsView, tracker: ProgressTracker, now: number
     },
     sources,
     sinks,
+    stalls,
     gaps: sumBy(all, 'sluice_gap_records_total', 'reason'),
     dropped: sumBy(all, 'sluice_dropped_records_total', 'source'),
   };

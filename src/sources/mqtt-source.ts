@@ -83,6 +83,16 @@ export class MqttSource implements Component {
     return this.state === 'connected';
   }
 
+  /** Whether the source disconnected because the journal is full (it reconnects when room returns). */
+  get paused(): boolean {
+    return this.pausedSince !== null;
+  }
+
+  /** Acknowledgements held for records not yet committed: messages the broker has in flight for us. */
+  get heldAcks(): number {
+    return this.gate?.heldCount ?? 0;
+  }
+
   /** Connection state, for `sluice status`: idle, connecting, connected or waiting (broker unreachable, retrying). */
   get connectionState(): string {
     return this.state;

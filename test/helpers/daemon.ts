@@ -13,6 +13,8 @@ export interface TestConfig {
   durability?: 'power' | 'crash';
   /** Extra TOML lines for [[mqtt]]. */
   mqttExtra?: string;
+  /** Extra TOML lines for [gateway]. */
+  gatewayExtra?: string;
   /** Extra TOML lines for [journal]. */
   journalExtra?: string;
   /** Extra TOML lines for [[sink]]. */
@@ -41,6 +43,7 @@ export function writeConfig(c: TestConfig): string {
 [gateway]
 id = "test-gw"
 shutdown_timeout_ms = 8000
+${c.gatewayExtra ?? ''}
 
 [log]
 level = "${c.logLevel ?? 'info'}"

@@ -23,7 +23,7 @@ function report(over: Partial<StatusReport> = {}): StatusReport {
     journal: { path: '/var/lib/sluice/journal.db', durability: 'power', open: true, backlog_records: 12345, used_bytes: 3_200_000, oldest_time: null, oldest_age_s: 302, committed_seq: 5, last_seq: 5, commits: 10, fsyncs: 10, bytes_written: 45_600_000 },
     sources: [{ name: 'mqtt:local', state: 'connected', received: 1234, rate_per_s: 20, rejected: 1, dropped: 0, last_error: null }],
     sinks: [{ name: 'cloud', state: 'failing', cursor: 3, lag_records: 12345, shipped: 1000, rate_per_s: 0, eta_s: null, errors: 45, last_success: '2026-01-01T00:10:00.000Z', failing_since: '2026-01-01T00:40:01.000Z', last_error: { time: '2026-01-01T00:49:55.000Z', level: 'warn', message: 'cannot ship to Kafka', err: 'connect ECONNREFUSED' } }],
-    gaps: {}, dropped: {},
+    stalls: [], gaps: {}, dropped: {},
     ...over,
   };
 }
@@ -131,7 +131,7 @@ test('/readyz answers 503 "not ready" with the reasons while the journal is clos
     gatewayId: 'gw', startedAt: Date.now(), version: '0', configPath: null,
     journal: {} as OpsView['journal'], journalOpen: false, journalPath: '/nonexistent', durability: 'power', logLevel: 'info',
     metrics: new Metrics(), tap: new LogTap(), degradedAfterMs: 60000,
-    sourceStates: () => [], sinkNames: () => [], reloads: { count: 0, last: null },
+    sourceStates: () => [], sinkNames: () => [], stalls: () => [], reloads: { count: 0, last: null },
   };
   const server = new OpsServer({ host: '127.0.0.1', port: 0 }, { view, logger: silent, clock: { now: () => Date.now() } });
   await server.start();
