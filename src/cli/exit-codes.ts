@@ -11,5 +11,7 @@ export const ExitCode = {
   notRunning: 4,
   /** `sluice status`: the daemon answers but is degraded or not ready. */
   degraded: 5,
+  /** `journal.path` is not a sluice journal (a directory, a device, another program's file): refused, untouched. */
+  journalNotOurs: 6,
   /** Second SIGINT/SIGTERM during shutdown: 128 + the signal number (130, 143). */
 } as const;

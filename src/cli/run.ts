@@ -82,7 +82,7 @@ export async function runDaemon(configPath: string, opts: { logLevel?: string },
     logger.flush();
     removeHandlers();
     removeHup();
-    return io.exit(ExitCode.failure);
+    return io.exit(code === 'SLUICE_JOURNAL_NOT_OURS' ? ExitCode.journalNotOurs : ExitCode.failure);
   }
   started = true;
   if (signals === 0) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Daemon, repoRoot, runCli } from '../helpers/daemon.js';
@@ -55,4 +55,26 @@ test('the example config runs with no MQTT broker, no Kafka and no serial device
   await daemon.wait();
   assert.equal(daemon.exitCode, 0);
   assert.equal(journalCounts(join(tmp.path, 'data/journal.db')).rows, 0, 'journal created beside the config, empty');
+});
+
+test('journal.path naming what is not a sluice journal (a hosts file, the config itself, a directory): run exits 6 with one clear line and touches nothing', async () => {
+  const d = tempDir();
+  try {
+    const hosts = join(d.path, 'hosts');
+    writeFileSync(hosts, '127.0.0.1 localhost\n::1 localhost ip6-localhost\n');
+    const configPath = join(d.path, 'sluice.toml');
+    for (const target of [hosts, configPath, d.path]) {
+      writeFileSync(configPath, `[journal]\npath = ${JSON.stringify(target)}\n[http]\nenabled = false\n[health]\nenabled = false\n`);
+      const before = new Map([hosts, configPath].map((f) => [f, readFileSync(f, 'utf8')]));
+      const listing = readdirSync(d.path).sort();
+      const r = await runCli(['run', '-c', configPath]);
+      assert.equal(r.code, 6, r.stderr);
+      assert.match(r.stderr, new RegExp(`journal\\.path: ${target.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} (is not a sluice journal \\(no SQLite header\\)|is a directory, not a sluice journal); refusing to touch it`));
+      assert.doesNotMatch(r.stderr + r.stdout, /\n\s+at /, 'no stack trace');
+      for (const [f, text] of before) assert.equal(readFileSync(f, 'utf8'), text, `${f} unchanged`);
+      assert.deepEqual(readdirSync(d.path).sort(), listing, 'nothing renamed or created beside it');
+    }
+  } finally {
+    d.cleanup();
+  }
 });
