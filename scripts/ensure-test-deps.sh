@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need and the project does not ship: Debian's mosquitto,
-# kcat, socat, systemd's tools and python3, and Apache Kafka's broker jars (cached). Idempotent; quick when all is there.
+# kcat, socat, systemd's tools (and systemd-nspawn, debootstrap), python3, and Apache Kafka's broker jars (cached). Idempotent; quick when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,9 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # useradd --prefix (install test into a temporary root) needs shadow 4.9 or later: Debian 12 has it.
 command -v useradd >/dev/null 2>&1 || missing+=(passwd)
+# The systemd test boots a Debian root (scripts/debian-tree.sh) with systemd-nspawn.
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+command -v systemd-nspawn >/dev/null 2>&1 || missing+=(systemd-container)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "ensure-test-deps: missing ${missing[*]}; install them (sudo apt-get install ${missing[*]}) and run again" >&2

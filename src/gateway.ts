@@ -11,6 +11,7 @@ import { HealthSource } from './ops/health-source.js';
 import { OpsServer } from './ops/ops-server.js';
 import { healthProbe, mqttProbe, serialProbe, sinkProbe } from './ops/progress-probes.js';
 import { StallMonitor, type ProgressProbe, type Stall } from './ops/stall-monitor.js';
+import { WriteCounter } from './ops/io-counters.js';
 import type { OpsView } from './ops/status.js';
 import type { KafkaClientFactory } from './sinks/kafka-client.js';
 import { KafkaSink } from './sinks/kafka-sink.js';
@@ -28,6 +29,8 @@ export interface GatewayDeps {
   createKafkaClient?: KafkaClientFactory;
   /** serialport binding for [[serial]] ports; default the native one. */
   serialBinding?: SerialBinding;
+  /** What sluice wrote to storage; default: /proc/self/io from now on. */
+  writeCounter?: WriteCounter;
   /** Applies a log level to the root logger and all its children (reload). */
   setLogLevel?: (level: LevelWithSilent) => void;
   /** A level given on the command line: it wins over the config file, also on reload. */
@@ -71,6 +74,7 @@ export class Gateway implements OpsView {
   private reloadChain: Promise<unknown> = Promise.resolve();
   private readonly log: Logger;
   private readonly clock: Clock;
+  private readonly writeCounter: WriteCounter;
   /** Eviction class of a record; rebuilt on reload (routes and policies may change). */
   private classify: Classify;
 
@@ -83,6 +87,7 @@ export class Gateway implements OpsView {
     this.log = deps.logger;
     this.tap = deps.tap ?? new LogTap();
     this.startedAt = this.clock.now();
+    this.writeCounter = deps.writeCounter ?? new WriteCounter();
     this.classify = classifierForConfig(config);
     this.journal = new SqliteJournal({
       ...config.journal,
@@ -351,6 +356,10 @@ export class Gateway implements OpsView {
 
   sinkNames(): string[] {
     return this.config.sink.map((s) => s.name);
+  }
+
+  bytesWritten(): number | null {
+    return this.writeCounter.written();
   }
 }
 

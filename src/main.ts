@@ -91,7 +91,7 @@ export async function main(argv: string[], io: CliIo): Promise<void> {
       if (!path) return;
       const config = loadOrReport(path, io);
       if (!config) return io.exit(ExitCode.config);
-      io.stdout.write(`${path}: ok (gateway ${config.gateway.id}, ${config.mqtt.length} MQTT source(s), ${config.sink.length} sink(s), journal ${config.journal.path})\n`);
+      io.stdout.write(`${path}: ok (gateway ${config.gateway.id}, ${config.mqtt.length} MQTT source(s), ${config.serial.length} serial port(s), ${config.sink.length} sink(s), journal ${config.journal.path})\n`);
       return io.exit(ExitCode.ok);
     }
     case 'status':

@@ -3,7 +3,7 @@ import type { LevelWithSilent, Logger } from 'pino';
 import { configErrorLines, loadConfigFile, type Config } from '../config/load.js';
 import { errorMessage, SluiceError } from '../errors.js';
 import { Gateway, logReload } from '../gateway.js';
-import { SdNotifier } from '../ops/sd-notify.js';
+import { forwardingStatus, SdNotifier } from '../ops/sd-notify.js';
 import { createLogSetup } from '../util/logger.js';
 import { ExitCode } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -86,7 +86,7 @@ export async function runDaemon(configPath: string, opts: { logLevel?: string },
   }
   started = true;
   if (signals === 0) {
-    await notifier.ready(`forwarding: ${gateway.sources.length} source(s), ${gateway.sinks.length} sink(s)`);
+    await notifier.ready(statusText(gateway));
     if (reloadWanted) void reloadFromFile(configPath, io, gateway, notifier, logger);
   }
   await stopped;
@@ -106,7 +106,7 @@ async function reloadFromFile(path: string, io: CliIo, gateway: Gateway, notifie
     const errors = err instanceof SluiceError ? configErrorLines(err) : [errorMessage(err)];
     logger.error({ path, errors }, 'config reload refused: the new file is invalid; the running config stays in effect');
     gateway.noteReload(false, errors, []);
-    await notifier.ready('reload refused: invalid config');
+    await notifier.ready(`${statusText(gateway)}; last reload refused: invalid config`);
     return;
   }
   try {
@@ -117,5 +117,10 @@ async function reloadFromFile(path: string, io: CliIo, gateway: Gateway, notifie
     logger.error({ err: errorMessage(err) }, 'config reload failed part-way; restart sluice to apply the file');
     gateway.noteReload(false, [errorMessage(err)], []);
   }
-  await notifier.ready();
+  // Sources and sinks may have been added or removed.
+  await notifier.ready(statusText(gateway));
+}
+
+function statusText(gateway: Gateway): string {
+  return forwardingStatus({ mqtt: gateway.sources.length, serial: gateway.serialSources.length, sinks: gateway.sinks.length });
 }

@@ -27,7 +27,7 @@ const HELP: Record<string, string> = {
   sluice_journal_last_seq: 'Highest seq handed out.',
   sluice_journal_commits_total: 'Group commits.',
   sluice_journal_fsyncs_total: 'Estimated fsyncs: one per group commit with durability "power", 0 with "crash" (WAL checkpoints add a few not counted).',
-  sluice_journal_bytes_written_total: 'Bytes sluice wrote to storage (/proc/self/io write_bytes; the journal is its only writer).',
+  sluice_journal_bytes_written_total: 'Bytes sluice wrote to storage since it started (/proc/self/io write_bytes; the journal is its only writer).',
   sluice_up: '1 while the daemon runs.',
   sluice_ready: '1 when ready, 0 when not ready or degraded.',
   sluice_degraded: '1 when a sink has failed for longer than http.degraded_after_s.',

@@ -21,6 +21,11 @@ export function systemdNotifySender(socket: string, bin = 'systemd-notify'): Not
     });
 }
 
+/** The unit's status line (`systemctl status`: "Status:"): every kind of source counts. */
+export function forwardingStatus(counts: { mqtt: number; serial: number; sinks: number }): string {
+  return `forwarding: ${counts.mqtt + counts.serial} source(s), ${counts.sinks} sink(s)`;
+}
+
 export interface NotifierOptions {
   /** $NOTIFY_SOCKET; without it the notifier does nothing (not run by systemd). */
   socket?: string;

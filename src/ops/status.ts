@@ -1,7 +1,6 @@
 import type { Journal } from '../journal/journal.js';
 import type { Metrics } from '../metrics.js';
 import type { LoggedProblem, LogTap } from '../util/log-tap.js';
-import { processWriteBytes } from './io-counters.js';
 import { samples, sum, sumBy } from './metric-keys.js';
 import type { ProgressTracker } from './progress.js';
 import type { Stall } from './stall-monitor.js';
@@ -28,6 +27,8 @@ export interface OpsView {
   sinkNames(): string[];
   /** Sources and sinks that have work and make no progress (see StallMonitor). */
   stalls(): Stall[];
+  /** Bytes sluice wrote to storage since it started (/proc/self/io), or null where unknown. */
+  bytesWritten(): number | null;
   readonly reloads: { count: number; last: { time: number; ok: boolean; errors: string[]; changed: string[] } | null };
 }
 
@@ -58,7 +59,7 @@ export interface StatusReport {
     commits: number;
     /** Estimated fsyncs: one per commit with durability "power" (checkpoints add a few). */
     fsyncs: number;
-    /** Bytes this process wrote to storage (/proc/self/io), or null where unknown. */
+    /** Bytes sluice wrote to storage since it started (/proc/self/io), or null where unknown. */
     bytes_written: number | null;
   };
   sources: {
@@ -214,7 +215,7 @@ export function buildStatus(view: OpsView, tracker: ProgressTracker, now: number
       last_seq: lastSeq,
       commits: stats?.commits ?? 0,
       fsyncs: view.durability === 'power' ? (stats?.commits ?? 0) : 0,
-      bytes_written: processWriteBytes(),
+      bytes_written: view.bytesWritten(),
     },
     sources,
     sinks,

@@ -131,7 +131,7 @@ test('/readyz answers 503 "not ready" with the reasons while the journal is clos
     gatewayId: 'gw', startedAt: Date.now(), version: '0', configPath: null,
     journal: {} as OpsView['journal'], journalOpen: false, journalPath: '/nonexistent', durability: 'power', logLevel: 'info',
     metrics: new Metrics(), tap: new LogTap(), degradedAfterMs: 60000,
-    sourceStates: () => [], sinkNames: () => [], stalls: () => [], reloads: { count: 0, last: null },
+    sourceStates: () => [], sinkNames: () => [], stalls: () => [], bytesWritten: () => null, reloads: { count: 0, last: null },
   };
   const server = new OpsServer({ host: '127.0.0.1', port: 0 }, { view, logger: silent, clock: { now: () => Date.now() } });
   await server.start();
