@@ -24,7 +24,7 @@ export interface AutoSalvageResult {
  * twice). One transaction, which also marks the salvage done: a kill -9 during it leaves it
  * pending and it runs again. The set-aside files go only after that commit.
  */
-export function salvageSetAside(store: JournalStore, asidePath: string, lastSeq: number): AutoSalvageResult {
+export function salvageSetAside(store: JournalStore, asidePath: string, markSeq: number | null): AutoSalvageResult {
   const result: AutoSalvageResult = { rows: 0, records: 0, lost: [], lostCount: 0, cursorsKnown: false, problems: [], removed: [] };
   if (!existsSync(asidePath)) {
     result.problems.push(`${asidePath} is gone; nothing to salvage`);
@@ -42,10 +42,12 @@ export function salvageSetAside(store: JournalStore, asidePath: string, lastSeq:
   }
   const recovered: Array<[number, number]> = [];
   let floor = 0;
+  // The last seq the old file handed out: its own counter, else the mark it left (when known to be its).
+  let lastSeq = reader.lastSeq() ?? markSeq ?? 0;
   try {
     const cursors = reader.cursors();
     result.cursorsKnown = cursors !== null;
-    floor = cursors && cursors.size ? Math.min(...cursors.values()) : 0;
+    floor = cursors && cursors.size ? Math.min(...cursors.values()) : (reader.deletedThrough() ?? 0);
     store.transaction(() => {
       for (const row of reader.rows()) {
         if (row.last_seq <= floor) continue;
@@ -58,6 +60,7 @@ export function salvageSetAside(store: JournalStore, asidePath: string, lastSeq:
           result.records += row.last_seq - Math.max(row.first_seq, floor + 1) + 1;
         }
         recovered.push([row.first_seq, row.last_seq]);
+        if (row.last_seq > lastSeq) lastSeq = row.last_seq;
       }
       for (const [sink, seq] of cursors ?? []) if (store.cursor(sink) === undefined) store.setCursorRow(sink, seq);
       store.setSalvageState(asidePath, 'done');

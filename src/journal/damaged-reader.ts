@@ -31,6 +31,26 @@ export class DamagedJournalReader {
     }
   }
 
+  /** The highest seq the file handed out (counter or rows), or null when unreadable. */
+  lastSeq(): number | null {
+    try {
+      const next = this.db.prepare("SELECT v FROM meta WHERE k = 'next_seq'").pluck().get() as number | undefined;
+      const maxLast = this.db.prepare('SELECT max(last_seq) FROM batches').pluck().get() as number | null;
+      return Math.max((next ?? 1) - 1, maxLast ?? 0);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Every seq at or below this was confirmed by all sinks and deleted (the counter the journal raises on deletes), or null. */
+  deletedThrough(): number | null {
+    try {
+      return ((this.db.prepare("SELECT v FROM meta WHERE k = 'next_seq'").pluck().get() as number | undefined) ?? 1) - 1;
+    } catch {
+      return null;
+    }
+  }
+
   /** The slowest cursor, or null when unreadable. */
   minCursor(): number | null {
     const c = this.cursors();

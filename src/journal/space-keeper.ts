@@ -28,6 +28,11 @@ export type FullReason = 'max_bytes' | 'min_free_bytes' | 'disk_full';
  * reserve): enough for a few group commits, so it does not flap on and off with every commit.
  */
 const DISK_FULL_HEADROOM = 256 * 1024;
+/**
+ * When a drain and the sources take turns at the edge of a full journal, it goes full and has room
+ * again many times a minute: say so (log line, alarm record) at most once a minute per reason.
+ */
+const REPEAT_NOTICE_MS = 60_000;
 
 /**
  * Decides from one place whether the journal is full and whether room came back, and makes room
@@ -46,6 +51,7 @@ export class SpaceKeeper {
   /** Per sink, the highest seq it has on the wire now: those rows are not evicted. */
   private readonly onWire = new Map<string, number>();
   private bounds: SpaceBounds;
+  private readonly lastNotice = new Map<string, number>();
 
   constructor(
     private readonly store: JournalStore,
@@ -186,15 +192,29 @@ export class SpaceKeeper {
     const was = this.reason;
     this.reason = reason;
     if (was !== null) return;
-    this.fullSince = this.opts.clock.now();
-    this.opts.logger.warn({ reason, maxBytes: this.bounds.maxBytes, minFreeBytes: this.bounds.minFreeBytes }, 'journal full: sources with overflow = "backpressure" pause, sources that cannot pause drop (with gap records)');
     const now = this.opts.clock.now();
+    this.fullSince = now;
+    if (!this.notice(`full:${reason}`, now)) {
+      this.opts.logger.debug({ reason }, 'journal full again');
+      return;
+    }
+    this.opts.logger.warn({ reason, maxBytes: this.bounds.maxBytes, minFreeBytes: this.bounds.minFreeBytes }, 'journal full: sources with overflow = "backpressure" pause, sources that cannot pause drop (with gap records)');
     this.outbox.push({ reason: `journal_full_${reason}`, source: 'sluice:journal', firstTime: now, lastTime: now, count: 0, bytes: 0, detail: 'alarm: the journal stopped taking records; nothing is lost by this alone (see gap records with other reasons for losses)' });
+  }
+
+  /** Whether a notice under `key` may be given now (at most one per REPEAT_NOTICE_MS). */
+  private notice(key: string, now: number): boolean {
+    const last = this.lastNotice.get(key);
+    if (last !== undefined && now - last < REPEAT_NOTICE_MS) return false;
+    this.lastNotice.set(key, now);
+    return true;
   }
 
   private clearFull(): void {
     const now = this.opts.clock.now();
-    this.opts.logger.info({ was: this.reason, fullForMs: this.fullSince === null ? null : now - this.fullSince }, 'journal takes records again');
+    const fields = { was: this.reason, fullForMs: this.fullSince === null ? null : now - this.fullSince };
+    if (this.notice('room', now)) this.opts.logger.info(fields, 'journal takes records again');
+    else this.opts.logger.debug(fields, 'journal takes records again');
     this.reason = null;
     this.fullSince = null;
   }

@@ -88,7 +88,8 @@ export class SqliteJournal implements Journal {
     const startGaps: GapReport[] = [];
     const verdict = inspectJournalPath(path, this.mark.path);
     const previousMark = this.mark.read();
-    let floor = 0;
+    /** The mark read above belongs to the file being set aside in this start (not to a later journal). */
+    let asideMark: number | null = null;
     try {
       if (verdict.kind === 'damaged_ours') throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `journal ${path} has no SQLite header (its mark file says it was sluice's)`);
       this.store.openFile();
@@ -104,7 +105,8 @@ export class SqliteJournal implements Journal {
       logger.error({ err: err.message, setAside: aside.files, lastSeq: aside.lastSeq, unshippedRecords: aside.unshippedRecords }, 'journal unusable: set aside; starting a new journal and salvaging what is readable');
       this.store.openFile();
       // Seqs must never go backwards: continue above the old file's, or above the clock when unreadable.
-      floor = Math.max(aside.lastSeq ?? this.opts.clock.now(), previousMark ?? 0);
+      const floor = Math.max(aside.lastSeq ?? (previousMark === null ? this.opts.clock.now() : 0), previousMark ?? 0);
+      asideMark = previousMark;
       this.store.transaction(() => {
         this.store.raiseNextSeq(floor + 1);
         this.store.setSalvageState(aside.path, 'pending');
@@ -121,7 +123,7 @@ export class SqliteJournal implements Journal {
         detail: `journal failed its check (${err.message}); moved to ${aside.path}; ${aside.unshippedRecords === null ? 'how many records it held is unknown' : `${aside.unshippedRecords} records were not yet shipped`}; what is readable is salvaged into the new journal with its seqs (see journal_salvage_lost for what is not)`,
       });
     }
-    for (const asidePath of this.store.pendingSalvage()) startGaps.push(...this.salvage(asidePath, Math.max(floor, this.store.lastSeqOnOpen)));
+    for (const asidePath of this.store.pendingSalvage()) startGaps.push(...this.salvage(asidePath, asideMark));
     startGaps.push(...this.checkMark(previousMark));
     this.queue.init(this.store.lastSeqOnOpen);
     this.space.loadLedger();
@@ -161,8 +163,8 @@ export class SqliteJournal implements Journal {
     }
   }
 
-  private salvage(asidePath: string, lastSeq: number): GapReport[] {
-    const r = salvageSetAside(this.store, asidePath, lastSeq);
+  private salvage(asidePath: string, markSeq: number | null): GapReport[] {
+    const r = salvageSetAside(this.store, asidePath, markSeq);
     this.opts.logger.warn({ from: asidePath, rows: r.rows, records: r.records, lost: r.lostCount, lostRanges: r.lost.slice(0, 20), problems: r.problems.slice(0, 10), removed: r.removed }, 'journal: salvaged the set-aside journal into the new one (intact rows keep their seqs); the set-aside file is removed');
     if (r.lostCount === 0) return [];
     const now = this.opts.clock.now();
