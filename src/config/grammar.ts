@@ -45,14 +45,24 @@ export function durationS(min: number, max = MAX_TIMER_S) {
 export const port = () => z.number().int().min(1).max(65535);
 
 /** Names of sources and sinks: they end up in client ids, transactional ids and metric labels. */
-export const componentName = () => z.string().max(100).regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "_", "." or "-"');
+export const componentName = () => z.string().min(1).max(100).regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "_", "." or "-"');
 
 /** Control characters MQTT says a UTF-8 string should not hold; Mosquitto refuses them (and U+0000 is forbidden). */
 // eslint-disable-next-line no-control-regex
 const MQTT_FORBIDDEN_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
+/** Rules JSON Schema cannot say, as text: kept in the JSON Schema under this key, and listed in the README. */
+export const RULE_KEY = 'x-rule';
+const rule = (text: string) => ({ [RULE_KEY]: text });
+
+const MQTT_STRING_RULE = 'no control characters; at most 65535 bytes of UTF-8';
+
 /** An MQTT UTF-8 string field (client id, username): no control characters, at most 65535 bytes. */
 export function mqttString(what: string) {
+  return mqttStringBase(what).meta(rule(MQTT_STRING_RULE));
+}
+
+function mqttStringBase(what: string) {
   return z
     .string()
     .max(MQTT_MAX_STRING_BYTES)
@@ -61,28 +71,38 @@ export function mqttString(what: string) {
 }
 
 /** The MQTT client id: non-empty (a persistent session needs one), an MQTT string. */
-export const mqttClientId = () => mqttString('a client id').min(1, 'must not be empty: the persistent session needs a client id');
+export const mqttClientId = () =>
+  mqttStringBase('a client id')
+    .min(1, 'must not be empty: the persistent session needs a client id')
+    .meta(rule(`${MQTT_STRING_RULE}; unique among the sources on one broker`));
 
 /**
  * An MQTT topic filter (subscriptions): levels split by "/", "+" alone in its level, "#" alone in
  * the last level (MQTT 3.1.1 §4.7.1).
  */
 export function mqttTopicFilter() {
-  return mqttString('a topic filter')
+  return mqttStringBase('a topic filter')
     .min(1)
-    .regex(/^(?:(?:[^+#/]*|\+)\/)*(?:[^+#/]*|\+|#)$/, '"+" must fill a whole level and "#" must fill the last level alone (e.g. "a/+/c", "a/#")');
+    .regex(/^(?:(?:[^+#/]*|\+)\/)*(?:[^+#/]*|\+|#)$/, '"+" must fill a whole level and "#" must fill the last level alone (e.g. "a/+/c", "a/#")')
+    .meta(rule(`MQTT topic filter: "+" alone in a level, "#" alone in the last level; ${MQTT_STRING_RULE}`));
 }
 
 /** An MQTT topic name (topics sluice files records under): no wildcards. `{placeholder}`s are plain characters here. */
 export function mqttTopicName() {
-  return mqttString('a topic').min(1).regex(/^[^+#]*$/, 'a topic name must not contain the wildcards "+" or "#"');
+  return mqttStringBase('a topic')
+    .min(1)
+    .regex(/^[^+#]*$/, 'a topic name must not contain the wildcards "+" or "#"')
+    .meta(rule(`MQTT topic name: no "+" or "#"; ${MQTT_STRING_RULE}`));
 }
 
 const KAFKA_TOPIC = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,249}$/;
 
 /** A Kafka topic name: 1-249 of [A-Za-z0-9._-], not "." or "..". */
 export function kafkaTopic() {
-  return z.string().regex(KAFKA_TOPIC, `a Kafka topic name is 1-${KAFKA_MAX_TOPIC_LENGTH} of the characters A-Z a-z 0-9 . _ -, and not "." or ".."`);
+  return z
+    .string()
+    .regex(KAFKA_TOPIC, `a Kafka topic name is 1-${KAFKA_MAX_TOPIC_LENGTH} of the characters A-Z a-z 0-9 . _ -, and not "." or ".."`)
+    .meta(rule('Kafka topic name: 1-249 of A-Z a-z 0-9 . _ -, not "." or ".."'));
 }
 
 /**
@@ -95,7 +115,8 @@ export function kafkaTopicTemplate() {
     .string()
     .min(1)
     .max(KAFKA_MAX_TOPIC_LENGTH)
-    .regex(/^(?!\.{1,2}$)(?:[A-Za-z0-9._-]|\{[A-Za-z_][A-Za-z0-9_]*\})+$/, 'a Kafka topic template is the characters A-Z a-z 0-9 . _ - and {name} placeholders, and not "." or ".."');
+    .regex(/^(?!\.{1,2}$)(?:[A-Za-z0-9._-]|\{[A-Za-z_][A-Za-z0-9_]*\})+$/, 'a Kafka topic template is the characters A-Z a-z 0-9 . _ - and {name} placeholders, and not "." or ".."')
+    .meta(rule('Kafka topic name with {name} placeholders the match names'));
 }
 
 /** A Kafka client id. */
@@ -104,10 +125,19 @@ export const kafkaClientId = () =>
     .string()
     .min(1)
     .max(KAFKA_MAX_CLIENT_ID_BYTES)
-    .refine((s) => utf8Bytes(s) <= KAFKA_MAX_CLIENT_ID_BYTES, `must be at most ${KAFKA_MAX_CLIENT_ID_BYTES} bytes of UTF-8`);
+    .refine((s) => utf8Bytes(s) <= KAFKA_MAX_CLIENT_ID_BYTES, `must be at most ${KAFKA_MAX_CLIENT_ID_BYTES} bytes of UTF-8`)
+    .meta(rule(`at most ${KAFKA_MAX_CLIENT_ID_BYTES} bytes of UTF-8`));
 
 /** A file path: the OS cannot open a name with a NUL in it. */
-export const filePath = () => z.string().min(1).refine((s) => !s.includes('\0'), 'a path must not contain NUL');
+export const filePath = () =>
+  z
+    .string()
+    .min(1)
+    .refine((s) => !s.includes('\0'), 'a path must not contain NUL')
+    .meta(rule('a path, no NUL'));
+
+/** A TLS file: its contents are checked when the config is loaded (`tls-files.ts`). */
+export const pemFile = (what: string) => filePath().meta(rule(`a regular, readable PEM file: ${what}; checked at load`));
 
 const LABEL = /^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$/;
 
@@ -124,7 +154,11 @@ export function isHostOrAddress(host: string): boolean {
 
 /** A host to listen on: an IP address or a host name. */
 export const listenHost = () =>
-  z.string().min(1).refine(isHostOrAddress, 'must be an IP address (e.g. "127.0.0.1", "::1", "0.0.0.0") or a host name');
+  z
+    .string()
+    .min(1)
+    .refine(isHostOrAddress, 'must be an IP address (e.g. "127.0.0.1", "::1", "0.0.0.0") or a host name')
+    .meta(rule('an IP address or a host name'));
 
 /** Splits "host:port" or "[v6]:port"; null if it is neither. */
 export function splitHostPort(s: string): { host: string; port: number } | null {
@@ -144,7 +178,8 @@ export function brokerAddress() {
       const bracketed = s.startsWith('[');
       if (bracketed ? isIP(hp.host) !== 6 : !isHostOrAddress(hp.host) || isIP(hp.host) === 6) ctx.addIssue({ code: 'custom', message: `"${hp.host}" is not a host name or IP address` });
       if (hp.port < 1 || hp.port > 65535) ctx.addIssue({ code: 'custom', message: `port ${hp.port} is outside 1-65535` });
-    });
+    })
+    .meta(rule('"host:port" or "[IPv6]:port"; a host name or IP address; port 1-65535'));
 }
 
 const MQTT_PROTOCOLS = ['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:', 'ssl:'];
@@ -175,7 +210,8 @@ export function mqttUrl() {
       if (!/^(mqtts?|wss?|tcp|ssl):\/\//.test(s)) return;
       const problem = mqttUrlProblem(s);
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
-    });
+    })
+    .meta(rule('a URL: mqtt://, mqtts://, ws://, wss:// (tcp://, ssl://); a host name or IP address; port 1-65535'));
 }
 
 /** Inputs a framing regex is tried on: a zero-length match on any of them would cut empty frames forever. */
@@ -209,5 +245,6 @@ export function framingRegex() {
     .superRefine((s, ctx) => {
       const problem = framingRegexProblem(s);
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
-    });
+    })
+    .meta(rule('a JavaScript regular expression that never matches an empty string'));
 }

@@ -16,9 +16,9 @@ const secretFields = {
 const tlsSchema = z
   .strictObject({
     enabled: z.boolean().default(false).describe('Use TLS. Default false.'),
-    ca_file: g.filePath().optional().describe('PEM file of CA certificates to trust instead of the system CAs. Absent: the system bundle ($SSL_CERT_FILE, default /etc/ssl/certs/ca-certificates.crt) plus Node\'s bundled CAs.'),
-    cert_file: g.filePath().optional().describe('PEM client certificate, for mutual TLS.'),
-    key_file: g.filePath().optional().describe('PEM private key of the client certificate, for mutual TLS.'),
+    ca_file: g.pemFile('CA certificates').optional().describe('PEM file of CA certificates to trust instead of the system CAs. Absent: the system bundle ($SSL_CERT_FILE, default /etc/ssl/certs/ca-certificates.crt) plus Node\'s bundled CAs.'),
+    cert_file: g.pemFile('a certificate').optional().describe('PEM client certificate, for mutual TLS.'),
+    key_file: g.pemFile('an unencrypted private key matching cert_file').optional().describe('PEM private key of the client certificate, for mutual TLS.'),
     reject_unauthorized: z.boolean().default(true).describe('Verify the server certificate and name. Default true; turn off only for testing.'),
   })
   .describe('TLS settings.');
@@ -149,7 +149,7 @@ export const sinkSchema = z.strictObject({
 export const configSchema = z.strictObject({
   gateway: z
     .strictObject({
-      id: z.string().max(253).regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "_", "." or "-"').optional().describe('Name of this gateway, sent with every record. Default: the hostname.'),
+      id: z.string().min(1).max(253).regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "_", "." or "-"').optional().describe('Name of this gateway, sent with every record. Default: the hostname.'),
       shutdown_timeout_ms: g.durationMs(100).default(10000).describe('How long a clean stop may take before sluice exits anyway, in milliseconds. Default 10000.'),
     })
     .prefault({}),
