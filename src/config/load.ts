@@ -7,7 +7,7 @@ import { compileFilter } from '../sinks/topic-filter.js';
 import { camelize, type Camelize } from './camel.js';
 import { configSchema, mqttSchema, serialSchema, sinkSchema, type RawConfig } from './schema.js';
 import { Secret } from './secret.js';
-import { checkTlsFiles, realConfigFiles, type ConfigFiles } from './tls-files.js';
+import { checkTlsFiles, readRegularFile, realConfigFiles, type ConfigFiles } from './tls-files.js';
 
 type WithSecret<T> = Omit<T, 'password' | 'password_env' | 'password_file'> & { password?: Secret };
 type RawMqtt = RawConfig['mqtt'][number];
@@ -46,7 +46,7 @@ export interface SecretSources {
 
 const defaultSecretSources: SecretSources = {
   env: process.env,
-  readFile: (path) => readFileSync(path, 'utf8'),
+  readFile: readRegularFile,
 };
 
 /** Renders a zod path as the dotted path of the TOML key: `sink[0].route[2].topic`. */

@@ -8,6 +8,12 @@ export interface ConfigFiles {
   readFile: (path: string) => Buffer;
 }
 
+/** Reads a file the config names (a password file): only a regular file, since a FIFO or a device such as /dev/zero would block or never end. */
+export function readRegularFile(path: string): string {
+  if (!statSync(path).isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: 'not a regular file' });
+  return readFileSync(path, 'utf8');
+}
+
 export const realConfigFiles: ConfigFiles = {
   isRegularFile: (path) => statSync(path).isFile(),
   readFile: (path) => readFileSync(path),
