@@ -196,6 +196,9 @@ export function mqttUrlProblem(url: string): string | null {
   const host = parsed.hostname.startsWith('[') ? parsed.hostname.slice(1, -1) : parsed.hostname;
   if (!isHostOrAddress(host)) return `"${parsed.hostname}" is not a host name or IP address`;
   if (parsed.port !== '' && (Number(parsed.port) < 1 || Number(parsed.port) > 65535)) return `port ${parsed.port} is outside 1-65535`;
+  // MQTT.js would take these over the config's keys, and the URL is logged.
+  if (parsed.username || parsed.password) return 'must not hold credentials: give username and password (or password_env, password_file) instead; the URL is logged';
+  if (parsed.searchParams.has('clientId')) return 'must not hold a clientId: give client_id instead';
   const legacy = legacyUrlParse(url);
   if ((legacy.hostname ?? '') !== host.toLowerCase() || (legacy.port ?? '') !== parsed.port) return 'is ambiguous (URL parsers disagree on its host or port)';
   return null;

@@ -5,6 +5,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import { SluiceError } from '../errors.js';
 import { compileFilter } from '../sinks/topic-filter.js';
 import { camelize, type Camelize } from './camel.js';
+import { MQTT_MAX_STRING_BYTES } from './grammar.js';
 import { configSchema, mqttSchema, serialSchema, sinkSchema, type RawConfig } from './schema.js';
 import { Secret } from './secret.js';
 import { checkTlsFiles, readRegularFile, realConfigFiles, type ConfigFiles } from './tls-files.js';
@@ -105,7 +106,7 @@ export function parseConfig(text: string, opts: { baseDir?: string; secrets?: Se
     ...raw,
     gateway: { ...raw.gateway, id: gatewayId },
     journal: { ...raw.journal, path: resolve(opts.baseDir ?? process.cwd(), raw.journal.path) },
-    mqtt: raw.mqtt.map((m, i) => resolveSecret(m, `mqtt[${i}]`, secrets, errors)),
+    mqtt: raw.mqtt.map((m, i) => withMqttPassword(resolveSecret(m, `mqtt[${i}]`, secrets, errors), `mqtt[${i}]`, errors)),
     sink: raw.sink.map((s, i) => ({ ...s, sasl: s.sasl ? resolveSecret(s.sasl, `sink[${i}].sasl`, secrets, errors) : undefined })),
   };
   if (errors.length) throw configError(errors);
@@ -265,6 +266,13 @@ function checkSasl(sasl: RawSasl, path: string, errors: string[]): void {
   if (sasl.username === undefined) errors.push(`${path}.username: required for ${sasl.mechanism}`);
   if (!hasPassword) errors.push(`${path}: ${sasl.mechanism} needs one of password, password_env, password_file`);
   if (tokens > 0) errors.push(`${path}: token_file/token_command are for oauthbearer only`);
+}
+
+/** MQTT carries the password as binary data with a two-byte length: MQTT.js cannot send a longer one. */
+function withMqttPassword<T extends { password?: Secret }>(section: T, path: string, errors: string[]): T {
+  const bytes = section.password ? Buffer.byteLength(section.password.reveal(), 'utf8') : 0;
+  if (bytes > MQTT_MAX_STRING_BYTES) errors.push(`${path}.password: is ${bytes} bytes; MQTT allows at most ${MQTT_MAX_STRING_BYTES}`);
+  return section;
 }
 
 function resolveSecret<T extends { password?: string; password_env?: string; password_file?: string }>(

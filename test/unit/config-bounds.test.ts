@@ -90,6 +90,8 @@ test('ports outside 1-65535, host names that are not names, and URLs that do not
   refusedAt(MQTT().replace('127.0.0.1:1883', '127.0.0.1:70000'), 'mqtt[0].url');
   refusedAt(MQTT().replace('127.0.0.1:1883', 'exa mple.com'), 'mqtt[0].url');
   refusedAt(MQTT().replace('127.0.0.1:1883', 'exa_mple!.com:1883'), 'mqtt[0].url');
+  refusedAt(MQTT().replace('127.0.0.1:1883', 'u:secret@127.0.0.1:1883'), 'mqtt[0].url', /credentials/);
+  refusedAt(MQTT().replace('127.0.0.1:1883', '127.0.0.1:1883/?clientId=x'), 'mqtt[0].url', /client_id/);
   refusedAt(SINK().replace('127.0.0.1:9092', '127.0.0.1:0'), 'sink[0].brokers[0]', /port 0/);
   refusedAt(SINK().replace('127.0.0.1:9092', 'kafka:70000'), 'sink[0].brokers[0]', /port 70000/);
   refusedAt(SINK().replace('127.0.0.1:9092', '[not-v6]:9092'), 'sink[0].brokers[0]');
@@ -137,6 +139,7 @@ test('client ids: empty, too long for an MQTT string, control characters, or sha
   refusedAt(MQTT(`client_id = "${'é'.repeat(40000)}"`), 'mqtt[0].client_id', /bytes/);
   refusedAt(MQTT('client_id = "a\\u0000b"'), 'mqtt[0].client_id', /control/);
   refusedAt(MQTT(`username = "${'u'.repeat(70000)}"`), 'mqtt[0].username');
+  refusedAt(MQTT(`password = "${'p'.repeat(70000)}"`), 'mqtt[0].password', /at most 65535/);
   const two = (a: string, b: string, url2 = 'mqtt://127.0.0.1:1883'): string => `${MQTT(`name = "a"\n${a}`)}${MQTT(`name = "b"\n${b}`).replace('mqtt://127.0.0.1:1883', url2)}`;
   refusedAt(two('client_id = "same"', 'client_id = "same"'), 'mqtt[1].client_id', /already used by mqtt\[0\]/);
   // The same broker written with its default port, and a default id spelled out.
