@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { LevelWithSilent, Logger } from 'pino';
 import { configErrorLines, loadConfigFile, type Config } from '../config/load.js';
+import { readRegularFile } from '../config/tls-files.js';
 import { errorMessage, SluiceError } from '../errors.js';
 import { Gateway, logReload } from '../gateway.js';
 import { forwardingStatus, SdNotifier } from '../ops/sd-notify.js';
@@ -101,7 +102,7 @@ async function reloadFromFile(path: string, io: CliIo, gateway: Gateway, notifie
   await notifier.reloading();
   let next: Config;
   try {
-    next = loadConfigFile(path, { env: io.env, readFile: (p) => readFileSync(p, 'utf8') });
+    next = loadConfigFile(path, { env: io.env, readFile: readRegularFile });
   } catch (err) {
     const errors = err instanceof SluiceError ? configErrorLines(err) : [errorMessage(err)];
     logger.error({ path, errors }, 'config reload refused: the new file is invalid; the running config stays in effect');

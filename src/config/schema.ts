@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import * as g from './grammar.js';
 
 /*
  * The single source of sluice's configuration: types, defaults and descriptions. TOML keys are
@@ -9,15 +10,15 @@ import { z } from 'zod';
 const secretFields = {
   password: z.string().optional().describe('Password inline. Prefer password_env or password_file: a TOML file is easily shared.'),
   password_env: z.string().optional().describe('Name of an environment variable holding the password.'),
-  password_file: z.string().optional().describe('Path of a file holding the password (trailing newline removed).'),
+  password_file: g.filePath().optional().describe('Path of a file holding the password (trailing newline removed).'),
 };
 
 const tlsSchema = z
   .strictObject({
     enabled: z.boolean().default(false).describe('Use TLS. Default false.'),
-    ca_file: z.string().optional().describe('PEM file of CA certificates to trust instead of the system CAs. Absent: the system bundle ($SSL_CERT_FILE, default /etc/ssl/certs/ca-certificates.crt) plus Node\'s bundled CAs.'),
-    cert_file: z.string().optional().describe('PEM client certificate, for mutual TLS.'),
-    key_file: z.string().optional().describe('PEM private key of the client certificate, for mutual TLS.'),
+    ca_file: g.pemFile('CA certificates').optional().describe('PEM file of CA certificates to trust instead of the system CAs. Absent: the system bundle ($SSL_CERT_FILE, default /etc/ssl/certs/ca-certificates.crt) plus Node\'s bundled CAs.'),
+    cert_file: g.pemFile('a certificate').optional().describe('PEM client certificate, for mutual TLS.'),
+    key_file: g.pemFile('an unencrypted private key matching cert_file').optional().describe('PEM private key of the client certificate, for mutual TLS.'),
     reject_unauthorized: z.boolean().default(true).describe('Verify the server certificate and name. Default true; turn off only for testing.'),
   })
   .describe('TLS settings.');
@@ -25,32 +26,32 @@ const tlsSchema = z
 const overflowSchema = z.enum(['backpressure', 'drop_oldest']);
 
 const subscriptionSchema = z.strictObject({
-  topic: z.string().min(1).describe('MQTT topic filter, e.g. "sensors/#".'),
+  topic: g.mqttTopicFilter().describe('MQTT topic filter, e.g. "sensors/#": levels split by "/", "+" alone in a level, "#" alone in the last; at most 65535 bytes.'),
   qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1).describe('Subscription QoS. Default 1. QoS 0 messages cannot be acknowledged after the journal commit, so use 1 or 2.'),
 });
 
-const mqttSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "_", "." or "-"').default('mqtt').describe('Name of this source; records carry "mqtt:<name>" as their source. Default "mqtt".'),
-  url: z.string().regex(/^(mqtts?|wss?|tcp|ssl):\/\//, 'must start with mqtt://, mqtts://, ws:// or wss://').default('mqtt://127.0.0.1:1883').describe('Broker URL. Default "mqtt://127.0.0.1:1883".'),
-  client_id: z.string().optional().describe('MQTT client id. Default "sluice-<gateway.id>-<name>". Must be stable across restarts for the persistent session to survive.'),
-  username: z.string().optional().describe('Username, if the broker needs one.'),
+export const mqttSchema = z.strictObject({
+  name: g.componentName().default('mqtt').describe('Name of this source; records carry "mqtt:<name>" as their source. Default "mqtt".'),
+  url: g.mqttUrl().default('mqtt://127.0.0.1:1883').describe('Broker URL. Default "mqtt://127.0.0.1:1883".'),
+  client_id: g.mqttClientId().optional().describe('MQTT client id, 1-65535 bytes; unique per broker. Default "sluice-<gateway.id>-<name>". Must be stable across restarts for the persistent session to survive.'),
+  username: g.mqttString('a username').optional().describe('Username, if the broker needs one.'),
   ...secretFields,
   protocol_version: z.union([z.literal(4), z.literal(5)]).default(5).describe('4 = MQTT 3.1.1, 5 = MQTT 5. Default 5.'),
-  session_expiry_s: z.number().int().min(0).default(604800).describe('MQTT 5 session expiry interval, in seconds: how long the broker keeps the session (and queues messages) while sluice is away. Default 604800 (7 days).'),
+  session_expiry_s: g.durationS(0, g.MQTT_MAX_SESSION_EXPIRY_S).default(604800).describe('MQTT 5 session expiry interval, in seconds: how long the broker keeps the session (and queues messages) while sluice is away. Default 604800 (7 days).'),
   receive_maximum: z.number().int().min(1).max(65535).default(1000).describe('MQTT 5 receive maximum: QoS 1/2 messages the broker may have in flight to sluice. Larger lets more messages share one journal commit. Default 1000. (MQTT 3.1.1 brokers use their own limit; Mosquitto: max_inflight_messages.)'),
-  keepalive_s: z.number().int().min(0).default(30).describe('Keepalive interval, in seconds. Default 30.'),
-  connect_timeout_ms: z.number().int().min(100).default(10000).describe('Connect timeout, in milliseconds. Default 10000.'),
-  reconnect_min_ms: z.number().int().min(10).default(500).describe('First reconnect delay, in milliseconds; it doubles (with jitter) up to reconnect_max_ms. Default 500.'),
-  reconnect_max_ms: z.number().int().min(10).default(30000).describe('Largest reconnect delay, in milliseconds. Default 30000.'),
+  keepalive_s: g.durationS(0, g.MQTT_MAX_KEEPALIVE_S).default(30).describe('Keepalive interval, in seconds. Default 30.'),
+  connect_timeout_ms: g.durationMs(100).default(10000).describe('Connect timeout, in milliseconds. Default 10000.'),
+  reconnect_min_ms: g.durationMs(10).default(500).describe('First reconnect delay, in milliseconds; it doubles (with jitter) up to reconnect_max_ms. Default 500.'),
+  reconnect_max_ms: g.durationMs(10).default(30000).describe('Largest reconnect delay, in milliseconds. Default 30000.'),
   overflow: overflowSchema.default('backpressure').describe('When the journal reaches a bound: "backpressure" stops taking messages (sluice disconnects and the broker keeps them in the persistent session until there is room; nothing is lost), "drop_oldest" lets this source\'s oldest journaled records be evicted to make room, each eviction reported by a gap record. Default "backpressure".'),
-  max_payload_bytes: z.number().int().min(1).default(262144).describe('Payloads larger than this are acknowledged, not journaled, counted, logged once per topic and named in a payload_too_large gap record. Default 262144 (256 KiB).'),
+  max_payload_bytes: z.number().int().min(1).max(g.MQTT_MAX_PACKET_BYTES).default(262144).describe('Payloads larger than this are acknowledged, not journaled, counted, logged once per topic and named in a payload_too_large gap record. Default 262144 (256 KiB).'),
   tls: tlsSchema.prefault({}),
   subscribe: z.array(subscriptionSchema).min(1, 'at least one subscription is needed').describe('Topic filters to subscribe to.'),
 });
 
-const serialSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "_", "." or "-"').describe('Name of this port; records carry "serial:<name>" as their source. Required, unique.'),
-  path: z.string().min(1).describe('Device path. Prefer the stable /dev/serial/by-id/... link of a USB adapter over /dev/ttyUSB0, whose number changes with plug order. Required.'),
+export const serialSchema = z.strictObject({
+  name: g.componentName().describe('Name of this port; records carry "serial:<name>" as their source. Required, unique.'),
+  path: g.filePath().describe('Device path. Prefer the stable /dev/serial/by-id/... link of a USB adapter over /dev/ttyUSB0, whose number changes with plug order. Required.'),
   baud_rate: z.number().int().min(50).max(4000000).default(9600).describe('Line speed, in bits per second. Default 9600 (NMEA GPS: usually 4800 or 9600).'),
   data_bits: z.union([z.literal(5), z.literal(6), z.literal(7), z.literal(8)]).default(8).describe('Data bits per character: 5, 6, 7 or 8. Default 8.'),
   parity: z.enum(['none', 'even', 'odd']).default('none').describe('Parity: "none", "even" or "odd" (mark and space parity are not supported on Linux). Default "none".'),
@@ -60,8 +61,8 @@ const serialSchema = z.strictObject({
   delimiter: z.string().min(1).optional().describe('framing = "delimiter": the bytes that end a frame, as text (TOML escapes such as "\\r\\n" or "\\u0003" work). Not part of the frame. Give this or delimiter_hex.'),
   delimiter_hex: z.string().regex(/^([0-9A-Fa-f]{2})+$/, 'must be pairs of hex digits, e.g. "0d0a"').optional().describe('framing = "delimiter": the delimiter as hex bytes, e.g. "0d0a". Give this or delimiter.'),
   frame_length: z.number().int().min(1).optional().describe('framing = "fixed": bytes per frame. Required for that mode; at most max_frame_bytes.'),
-  interbyte_timeout_ms: z.number().int().min(1).default(50).describe('framing = "interbyte_timeout": a frame ends after this many milliseconds without a byte. Default 50.'),
-  regex: z.string().min(1).optional().describe('framing = "regex": a JavaScript regular expression matching the delimiter that ends a frame (not part of the frame), applied to the bytes read as Latin-1, e.g. "\\r?\\n|;". Required for that mode.'),
+  interbyte_timeout_ms: g.durationMs(1).default(50).describe('framing = "interbyte_timeout": a frame ends after this many milliseconds without a byte. Default 50.'),
+  regex: g.framingRegex().optional().describe('framing = "regex": a JavaScript regular expression matching the delimiter that ends a frame (not part of the frame), applied to the bytes read as Latin-1, e.g. "\\r?\\n|;". Required for that mode.'),
   overflow: overflowSchema.default('backpressure').describe('When the journal is full: a serial port cannot be paused, so with "backpressure" new frames are dropped and counted (a gap record per second says how many); with "drop_oldest" this port\'s oldest journaled records are evicted to make room instead. Default "backpressure".'),
   max_frame_bytes: z.number().int().min(1).max(16777216).default(65536).describe('Largest frame kept, in bytes (without its delimiter). A longer frame is discarded, counted (sluice_source_rejected_total{reason="frame_too_large"}), reported as a gap and logged once; reading resumes after the next delimiter. Bounds the memory a port can use. Default 65536.'),
   decoder: z.enum(['raw', 'text', 'json', 'csv', 'kv', 'nmea']).default('text').describe('How a frame becomes a payload: "raw" (the bytes as they are), "text" (must be valid UTF-8; shipped as the text), "json" (must be a JSON value; shipped as is), "csv" (split into csv_columns; shipped as a JSON object), "kv" (key=value pairs; shipped as a JSON object), "nmea" (NMEA 0183 sentence, checksum verified; shipped as a JSON object). Default "text".'),
@@ -72,21 +73,21 @@ const serialSchema = z.strictObject({
   parse_numbers: z.boolean().default(true).describe('decoders "csv" and "kv": values that look like numbers become JSON numbers. Default true.'),
   nmea_require_checksum: z.boolean().default(true).describe('decoder = "nmea": refuse sentences without a "*hh" checksum (a wrong checksum is always refused). Default true.'),
   on_decode_error: z.enum(['error_route', 'drop']).default('error_route').describe('A frame that fails to decode: "error_route" journals it raw to error_topic with header sluice.error giving the reason; "drop" counts it and reports a gap (reason "decode_failed"). Default "error_route".'),
-  error_topic: z.string().min(1).default('serial/{name}/errors').describe('Source topic of frames that failed to decode; {name} is the port name. Route it like any topic. Default "serial/{name}/errors".'),
-  topic: z.string().min(1).default('serial/{name}').describe('Source topic of decoded frames, which routes map to Kafka topics. {name} is the port name; {field} is a top-level field of the decoded object (csv, kv, nmea, json objects), e.g. "serial/{name}/{sentence}" for NMEA; a missing field reads "unknown". Default "serial/{name}".'),
+  error_topic: g.mqttTopicName().default('serial/{name}/errors').describe('Source topic of frames that failed to decode; {name} is the port name. Route it like any topic. Default "serial/{name}/errors".'),
+  topic: g.mqttTopicName().default('serial/{name}').describe('Source topic of decoded frames, which routes map to Kafka topics. {name} is the port name; {field} is a top-level field of the decoded object (csv, kv, nmea, json objects), e.g. "serial/{name}/{sentence}" for NMEA; a missing field reads "unknown". Default "serial/{name}".'),
   key: z.string().optional().describe('Fixed record key for every frame of this port. Give this or key_field, or neither (no key; a route may still set one).'),
   key_field: z.string().min(1).optional().describe('Take the record key from this top-level field of the decoded object (csv, kv, nmea, json objects). A frame without it gets no key, counted in sluice_serial_key_missing_total.'),
   poll_request: z.string().min(1).optional().describe('Polled sensors: text written to the port every poll_interval_ms (TOML escapes work, e.g. "R\\r\\n"). Give this or poll_request_hex, or neither (the sensor talks by itself).'),
   poll_request_hex: z.string().regex(/^([0-9A-Fa-f]{2})+$/, 'must be pairs of hex digits, e.g. "010300000002c40b"').optional().describe('Polled sensors: the request as hex bytes. Give this or poll_request.'),
-  poll_interval_ms: z.number().int().min(10).default(1000).describe('Polled sensors: time between requests, in milliseconds. Default 1000.'),
-  poll_timeout_ms: z.number().int().min(1).default(500).describe('Polled sensors: how long to wait for the first frame of a response, in milliseconds; must be below poll_interval_ms. A miss is counted (sluice_serial_poll_timeouts_total) and logged once per outage. Default 500.'),
-  reopen_min_ms: z.number().int().min(10).default(1000).describe('A missing or unplugged port is reopened after this delay, in milliseconds; it doubles (with jitter) up to reopen_max_ms, forever. Default 1000.'),
-  reopen_max_ms: z.number().int().min(10).default(30000).describe('Largest reopen delay, in milliseconds. Default 30000.'),
+  poll_interval_ms: g.durationMs(10).default(1000).describe('Polled sensors: time between requests, in milliseconds. Default 1000.'),
+  poll_timeout_ms: g.durationMs(1).default(500).describe('Polled sensors: how long to wait for the first frame of a response, in milliseconds; must be below poll_interval_ms. A miss is counted (sluice_serial_poll_timeouts_total) and logged once per outage. Default 500.'),
+  reopen_min_ms: g.durationMs(10).default(1000).describe('A missing or unplugged port is reopened after this delay, in milliseconds; it doubles (with jitter) up to reopen_max_ms, forever. Default 1000.'),
+  reopen_max_ms: g.durationMs(10).default(30000).describe('Largest reopen delay, in milliseconds. Default 30000.'),
 });
 
 const routeSchema = z.strictObject({
   match: z.string().min(1).describe('Topic filter with optional named wildcards: "+name" matches one level, "#name" (last) the rest. E.g. "sensors/+site/+device/#".'),
-  topic: z.string().min(1).max(249).describe('Kafka topic; may use {name} placeholders from the match.'),
+  topic: g.kafkaTopicTemplate().describe('Kafka topic; may use {name} placeholders from the match (filled-in values have characters Kafka refuses replaced by "_").'),
   key: z.string().optional().describe('Kafka key template, e.g. "{site}.{device}". Default: no key. Records with the same key keep their order.'),
   priority: z.number().int().min(-1000).max(1000).default(0).describe('Eviction priority of the records this route matches: when the journal must evict, the lowest priority goes first (then the oldest). Default 0.'),
   overflow: overflowSchema.optional().describe('Overrides the source\'s overflow policy for the records this route matches ("backpressure" or "drop_oldest"). Default: the source\'s.'),
@@ -102,28 +103,28 @@ const saslSchema = z.strictObject({
     .describe('SASL mechanism. plain/scram-* take username and a password; oauthbearer takes token_file or token_command (Amazon MSK IAM: a token_command printing an MSK IAM token, see README).'),
   username: z.string().min(1).optional().describe('SASL username (plain, scram-sha-256, scram-sha-512).'),
   ...secretFields,
-  token_file: z.string().optional().describe('oauthbearer: file holding the current token (e.g. written by a sidecar); read again when the token nears expiry or token_refresh_s passed.'),
+  token_file: g.filePath().optional().describe('oauthbearer: file holding the current token (e.g. written by a sidecar); read again when the token nears expiry or token_refresh_s passed.'),
   token_command: z.string().optional().describe('oauthbearer: shell command printing a token on stdout; run again when the token nears expiry or token_refresh_s passed. Its stderr is not logged.'),
-  token_refresh_s: z.number().int().min(1).default(300).describe('oauthbearer: longest a token is reused, in seconds; a JWT is refreshed earlier, 60 s before its "exp". Default 300.'),
+  token_refresh_s: g.durationS(1).default(300).describe('oauthbearer: longest a token is reused, in seconds; a JWT is refreshed earlier, 60 s before its "exp". Default 300.'),
 });
 
-const sinkSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "_", "." or "-"').default('kafka').describe('Name of this sink; it names its cursor in the journal. Renaming it makes it a new sink. Default "kafka".'),
-  brokers: z.array(z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port')).min(1, 'at least one broker is needed').describe('Bootstrap brokers, "host:port".'),
-  client_id: z.string().optional().describe('Kafka client id. Default "sluice-<gateway.id>".'),
+export const sinkSchema = z.strictObject({
+  name: g.componentName().default('kafka').describe('Name of this sink; it names its cursor in the journal. Renaming it makes it a new sink. Default "kafka".'),
+  brokers: z.array(g.brokerAddress()).min(1, 'at least one broker is needed').describe('Bootstrap brokers, "host:port" (IPv6: "[::1]:9092"), port 1-65535.'),
+  client_id: g.kafkaClientId().optional().describe('Kafka client id. Default "sluice-<gateway.id>".'),
   acks: z.literal('all').default('all').describe('Producer acks. Only "all" is offered: a record counts as shipped only when every in-sync replica has it.'),
   batch_max_records: z.number().int().min(1).max(100000).default(2000).describe('Most records in one produce request. Default 2000.'),
-  batch_max_bytes: z.number().int().min(1024).default(1048576).describe('Most payload bytes in one produce request. Default 1048576 (1 MiB).'),
-  linger_ms: z.number().int().min(0).default(20).describe('How long to wait for more records before sending a small batch, in milliseconds. Default 20.'),
-  request_timeout_ms: z.number().int().min(100).default(30000).describe('Time to wait for the broker to confirm a batch, in milliseconds; then the batch is retried. Default 30000.'),
-  connection_timeout_ms: z.number().int().min(100).default(10000).describe('TCP/TLS connect timeout, in milliseconds. Default 10000.'),
-  retry_min_ms: z.number().int().min(10).default(500).describe('First retry delay after a failed batch, in milliseconds; doubles with jitter. Default 500.'),
-  retry_max_ms: z.number().int().min(10).default(30000).describe('Largest retry delay, in milliseconds. Retries never stop while records are pending. Default 30000.'),
+  batch_max_bytes: z.number().int().min(1024).max(g.MAX_TIMER_MS).default(1048576).describe('Most payload bytes in one produce request. Default 1048576 (1 MiB).'),
+  linger_ms: g.durationMs(0).default(20).describe('How long to wait for more records before sending a small batch, in milliseconds. Default 20.'),
+  request_timeout_ms: g.durationMs(100).default(30000).describe('Time to wait for the broker to confirm a batch, in milliseconds; then the batch is retried. Default 30000.'),
+  connection_timeout_ms: g.durationMs(100).default(10000).describe('TCP/TLS connect timeout, in milliseconds. Default 10000.'),
+  retry_min_ms: g.durationMs(10).default(500).describe('First retry delay after a failed batch, in milliseconds; doubles with jitter. Default 500.'),
+  retry_max_ms: g.durationMs(10).default(30000).describe('Largest retry delay, in milliseconds. Retries never stop while records are pending. Default 30000.'),
   drain_order: z.enum(['fifo', 'newest_first']).default('fifo').describe('"fifo": oldest first, order per key holds. "newest_first": records arriving now are sent before the backlog, which follows; breaks order per key during a drain (every record still carries its seq and capture time). Default "fifo".'),
   max_bytes_per_second: z.number().int().min(1024).optional().describe('Upload cap for metered links, in payload bytes per second (averaged over the drain). Default: no cap.'),
-  progress_interval_s: z.number().int().min(1).default(30).describe('While a backlog drains, a log line every this many seconds gives records and bytes left, rate and ETA. Default 30.'),
-  gap_topic: z.string().min(1).max(249).default('sluice-gaps').describe('Kafka topic for gap and alarm records (source topic "sluice/gaps") when no route matches them. Default "sluice-gaps".'),
-  default_topic: z.string().optional().describe('Kafka topic for records no route matches (key: none). Default: none; such records are dropped, counted and logged.'),
+  progress_interval_s: g.durationS(1).default(30).describe('While a backlog drains, a log line every this many seconds gives records and bytes left, rate and ETA. Default 30.'),
+  gap_topic: g.kafkaTopic().default('sluice-gaps').describe('Kafka topic for gap and alarm records (source topic "sluice/gaps") when no route matches them. Default "sluice-gaps".'),
+  default_topic: g.kafkaTopic().optional().describe('Kafka topic for records no route matches (key: none). Default: none; such records are dropped, counted and logged.'),
   tls: tlsSchema.prefault({}),
   sasl: saslSchema.optional(),
   compression: z
@@ -134,16 +135,12 @@ const sinkSchema = z.strictObject({
     .enum(['at_least_once', 'exactly_once'])
     .default('at_least_once')
     .describe('"at_least_once": a crash between Kafka\'s ack and the cursor update sends a batch again (duplicates possible). "exactly_once": records and the cursor are committed in one Kafka transaction (transactional id "sluice-<gateway.id>-<sink name>"), so read_committed consumers see each record once; needs a broker with transactions. Default "at_least_once".'),
-  cursor_topic: z
-    .string()
-    .min(1)
-    .max(249)
+  cursor_topic: g
+    .kafkaTopic()
     .default('sluice-cursors')
     .describe('exactly_once: compacted topic holding each sink\'s cursor, keyed "<gateway.id>/<sink name>" (created with cleanup.policy=compact if absent). Default "sluice-cursors".'),
-  dead_letter_topic: z
-    .string()
-    .min(1)
-    .max(249)
+  dead_letter_topic: g
+    .kafkaTopic()
     .optional()
     .describe('Kafka topic for records Kafka will never accept (too large, invalid topic): sent there with sluice.error headers instead of being retried. Default: none; such records are dropped with a gap record (sluice/gaps).'),
   route: z.array(routeSchema).default([]).describe('Routes from source topics to Kafka topics; the first match wins.'),
@@ -152,9 +149,9 @@ const sinkSchema = z.strictObject({
 export const configSchema = z.strictObject({
   gateway: z
     .strictObject({
-      id: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "_", "." or "-"').optional().describe('Name of this gateway, sent with every record. Default: the hostname.'),
-      shutdown_timeout_ms: z.number().int().min(100).default(10000).describe('How long a clean stop may take before sluice exits anyway, in milliseconds. Default 10000.'),
-      stall_after_s: z.number().int().min(1).max(2147483).default(300).describe('A source or sink that has work and makes no progress for longer than this, in seconds, is reported as stalled: a source paused for a full journal or holding acknowledgements no commit releases, a serial port whose bytes become no frames, health records that stopped (at least three intervals), a sink with lag that ships nothing while Kafka answers. /readyz answers 503 "degraded", `sluice status` and sluice_stalled{component} show it, and a "stalled" alarm gap record goes to Kafka. Default 300.'),
+      id: z.string().min(1).max(253).regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "_", "." or "-"').optional().describe('Name of this gateway, sent with every record. Default: the hostname.'),
+      shutdown_timeout_ms: g.durationMs(100).default(10000).describe('How long a clean stop may take before sluice exits anyway, in milliseconds. Default 10000.'),
+      stall_after_s: g.durationS(1).default(300).describe('A source or sink that has work and makes no progress for longer than this, in seconds, is reported as stalled: a source paused for a full journal or holding acknowledgements no commit releases, a serial port whose bytes become no frames, health records that stopped (at least three intervals), a sink with lag that ships nothing while Kafka answers. /readyz answers 503 "degraded", `sluice status` and sluice_stalled{component} show it, and a "stalled" alarm gap record goes to Kafka. Default 300.'),
     })
     .prefault({}),
   log: z
@@ -165,12 +162,12 @@ export const configSchema = z.strictObject({
     .prefault({}),
   journal: z
     .strictObject({
-      path: z.string().min(1).default('/var/lib/sluice/journal.db').describe('SQLite journal file. Default "/var/lib/sluice/journal.db".'),
+      path: g.filePath().default('/var/lib/sluice/journal.db').describe('SQLite journal file. Default "/var/lib/sluice/journal.db".'),
       durability: z.enum(['power', 'crash']).default('power').describe('"power": every commit is fsynced before anything is acknowledged (survives power loss). "crash": survives a process crash; the last commits may roll back on power loss; faster. Default "power".'),
-      commit_delay_ms: z.number().int().min(0).max(1000).default(5).describe('Longest a record waits for its group commit, in milliseconds. Default 5.'),
+      commit_delay_ms: g.durationMs(0, 1000).default(5).describe('Longest a record waits for its group commit, in milliseconds. Default 5.'),
       commit_max_records: z.number().int().min(1).max(100000).default(2000).describe('A group commit happens at once when this many records wait. Default 2000.'),
       max_bytes: z.number().int().min(65536).optional().describe('Most bytes the journal database may hold (SQLite pages in use), in bytes. At the bound, sources apply their overflow policy. Default: no bound besides min_free_bytes.'),
-      max_age_s: z.number().int().min(1).optional().describe('Records older than this (capture time), in seconds, are evicted whatever the policy, and a gap record says so. Default: kept until shipped.'),
+      max_age_s: g.durationS(1, g.MAX_SAFE_S).optional().describe('Records older than this (capture time), in seconds, are evicted whatever the policy, and a gap record says so. Default: kept until shipped.'),
       min_free_bytes: z.number().int().min(0).default(67108864).describe('Stop taking records before the filesystem holding the journal has less than this free, in bytes (space the journal already owns counts as free). Default 67108864 (64 MiB).'),
       reserve_bytes: z.number().int().min(0).max(1073741824).default(524288).describe('Bytes held in a reserve file beside the journal (<path>-reserve) and given back the moment the disk fills, so moving cursors and deleting shipped records still work on a full disk; taken back when there is room (from free space, or from the journal\'s own free pages). 0 = no reserve. Default 524288 (512 KiB).'),
     })
@@ -178,9 +175,9 @@ export const configSchema = z.strictObject({
   http: z
     .strictObject({
       enabled: z.boolean().default(true).describe('Serve /metrics (Prometheus), /healthz, /readyz and /status (read by `sluice status`). Default true.'),
-      host: z.string().min(1).default('127.0.0.1').describe('Address to listen on. Default "127.0.0.1" (this machine only); the endpoints have no authentication.'),
-      port: z.number().int().min(1).max(65535).default(9793).describe('TCP port. Default 9793.'),
-      degraded_after_s: z.number().int().min(1).default(300).describe('A sink that has been failing for longer than this, in seconds, makes /readyz and `sluice status` report "degraded". Default 300.'),
+      host: g.listenHost().default('127.0.0.1').describe('Address to listen on. Default "127.0.0.1" (this machine only); the endpoints have no authentication.'),
+      port: g.port().default(9793).describe('TCP port. Default 9793.'),
+      degraded_after_s: g.durationS(1).default(300).describe('A sink that has been failing for longer than this, in seconds, makes /readyz and `sluice status` report "degraded". Default 300.'),
     })
     .prefault({})
     .describe('The local metrics, health and status endpoints.'),
@@ -188,7 +185,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(true).describe('Journal a gateway health record (CPU, temperature, memory, disk, network, backlog) every interval_s. Default true.'),
       interval_s: z.number().int().min(1).max(86400).default(60).describe('Seconds between health records. Default 60.'),
-      topic: z.string().min(1).default('sluice/health').describe('Source topic of health records; route it to a Kafka topic with a [[sink.route]]. Default "sluice/health".'),
+      topic: g.mqttTopicName().default('sluice/health').describe('Source topic of health records; route it to a Kafka topic with a [[sink.route]]. Default "sluice/health".'),
     })
     .prefault({})
     .describe('Gateway health as data: records shipped through the journal like any reading (source "sluice:health").'),

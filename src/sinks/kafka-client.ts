@@ -7,6 +7,7 @@ import { kafkajsSecurity, tokenSourceFor } from './kafka-security.js';
 import { PartitionCoverage } from './partition-coverage.js';
 import { ProduceRetryNotice } from './retry-notice.js';
 import type { TokenSource } from './oauth-token.js';
+import { kafkajsBrokers } from './bootstrap-brokers.js';
 
 /** One batch as the sink hands it to a Kafka client: per topic, messages in journal order. */
 export interface OutgoingBatch {
@@ -73,7 +74,7 @@ export function kafkajsConfig(cfg: SinkConfig, clientId: string, logger: Logger,
   if (!tokenSources.has(cfg)) tokenSources.set(cfg, tokenSourceFor(cfg, clock));
   return {
     clientId,
-    brokers: cfg.brokers,
+    ...kafkajsBrokers(cfg.brokers),
     connectionTimeout: cfg.connectionTimeoutMs,
     requestTimeout: cfg.requestTimeoutMs,
     enforceRequestTimeout: true,

@@ -7,7 +7,10 @@ import { parseConfig, configErrorLines, type SecretSources } from '../../src/con
 import { configJsonSchema } from '../../src/config/schema.js';
 import { Secret } from '../../src/config/secret.js';
 import { SluiceError } from '../../src/errors.js';
+import type { ConfigFiles } from '../../src/config/tls-files.js';
 import { repoRoot } from '../helpers/daemon.js';
+import { makeTestPki } from '../helpers/pki.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const noSecrets: SecretSources = { env: {}, readFile: () => { throw Object.assign(new Error('nope'), { code: 'ENOENT' }); } };
 
@@ -39,7 +42,13 @@ test('the commented cluster examples in config.example.toml (Confluent, MSK SCRA
   const blocks = [...text.matchAll(/^# \[\[sink\]\]\n(?:# .*\n)+/gm)].map((m) => m[0].replace(/^# /gm, ''));
   assert.equal(blocks.length, 4, 'four examples');
   const secrets: SecretSources = { env: { CONFLUENT_API_SECRET: 'x' }, readFile: () => 'y' };
-  const c = parseConfig(`${text}\n${blocks.join('\n')}`, { baseDir: '/etc/sluice', hostname: 'pi-7', secrets });
+  // The mTLS example's files, played by a real throw-away PKI: the loader checks they are PEM.
+  const dir = tempDir();
+  const pki = makeTestPki(dir.path);
+  const standIns: Record<string, string> = { '/etc/sluice/plant-ca.pem': pki.caCert, '/etc/sluice/gateway-7.crt': pki.clientCert, '/etc/sluice/gateway-7.key': pki.clientKey };
+  const files: ConfigFiles = { isRegularFile: (p) => p in standIns, readFile: (p) => readFileSync(standIns[p]!) };
+  const c = parseConfig(`${text}\n${blocks.join('\n')}`, { baseDir: '/etc/sluice', hostname: 'pi-7', secrets, files });
+  dir.cleanup();
   const byName = new Map(c.sink.map((k) => [k.name, k]));
   assert.deepEqual([...byName.keys()].slice(-4), ['confluent', 'msk', 'msk-iam', 'plant']);
   assert.equal(byName.get('confluent')!.sasl?.mechanism, 'plain');
