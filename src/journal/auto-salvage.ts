@@ -24,7 +24,7 @@ export interface AutoSalvageResult {
  * twice). One transaction, which also marks the salvage done: a kill -9 during it leaves it
  * pending and it runs again. The set-aside files go only after that commit.
  */
-export function salvageSetAside(store: JournalStore, asidePath: string, lastSeq: number): AutoSalvageResult {
+export function salvageSetAside(store: JournalStore, asidePath: string, lastSeq: number | null): AutoSalvageResult {
   const result: AutoSalvageResult = { rows: 0, records: 0, lost: [], lostCount: 0, cursorsKnown: false, problems: [], removed: [] };
   if (!existsSync(asidePath)) {
     result.problems.push(`${asidePath} is gone; nothing to salvage`);
@@ -74,7 +74,9 @@ export function salvageSetAside(store: JournalStore, asidePath: string, lastSeq:
     if (a > next) result.lost.push([next, a - 1]);
     next = Math.max(next, b + 1);
   }
-  if (lastSeq >= next) result.lost.push([next, lastSeq]);
+  // Past the last readable row, only the old file's last seq (or its mark) tells what existed.
+  if (lastSeq === null) result.problems.push(`the damaged journal's last seq is unknown (no mark file): records after seq ${next - 1} may be lost unnamed`);
+  else if (lastSeq >= next) result.lost.push([next, lastSeq]);
   if (!result.cursorsKnown) result.lost = result.lost.filter(([a]) => a > 1 || recovered.length === 0);
   result.lostCount = result.lost.reduce((s, [a, b]) => s + b - a + 1, 0);
   if (recovered.length === 0 && result.lostCount > 0) {

@@ -103,11 +103,14 @@ export class SqliteJournal implements Journal {
       const aside = setAside(path, new Date(this.opts.clock.now()));
       logger.error({ err: err.message, setAside: aside.files, lastSeq: aside.lastSeq, unshippedRecords: aside.unshippedRecords }, 'journal unusable: set aside; starting a new journal and salvaging what is readable');
       this.store.openFile();
-      // Seqs must never go backwards: continue above the old file's, or above the clock when unreadable.
-      floor = Math.max(aside.lastSeq ?? this.opts.clock.now(), previousMark ?? 0);
+      // Seqs must never go backwards: continue above the old file's (or its mark's, which is never
+      // below a committed seq), above the clock only when neither tells. The salvage names what is
+      // lost up to that last known seq, never up to the clock's.
+      const lastKnown = aside.lastSeq === null && previousMark === null ? null : Math.max(aside.lastSeq ?? 0, previousMark ?? 0);
+      floor = lastKnown ?? this.opts.clock.now();
       this.store.transaction(() => {
         this.store.raiseNextSeq(floor + 1);
-        this.store.setSalvageState(aside.path, 'pending');
+        this.store.setSalvageState(aside.path, 'pending', lastKnown);
       });
       this.store.reloadState();
       const now = this.opts.clock.now();
@@ -121,7 +124,7 @@ export class SqliteJournal implements Journal {
         detail: `journal failed its check (${err.message}); moved to ${aside.path}; ${aside.unshippedRecords === null ? 'how many records it held is unknown' : `${aside.unshippedRecords} records were not yet shipped`}; what is readable is salvaged into the new journal with its seqs (see journal_salvage_lost for what is not)`,
       });
     }
-    for (const asidePath of this.store.pendingSalvage()) startGaps.push(...this.salvage(asidePath, Math.max(floor, this.store.lastSeqOnOpen)));
+    for (const asidePath of this.store.pendingSalvage()) startGaps.push(...this.salvage(asidePath, this.store.salvageLastSeq(asidePath)));
     startGaps.push(...this.checkMark(previousMark));
     this.queue.init(this.store.lastSeqOnOpen);
     this.space.loadLedger();
@@ -161,7 +164,7 @@ export class SqliteJournal implements Journal {
     }
   }
 
-  private salvage(asidePath: string, lastSeq: number): GapReport[] {
+  private salvage(asidePath: string, lastSeq: number | null): GapReport[] {
     const r = salvageSetAside(this.store, asidePath, lastSeq);
     this.opts.logger.warn({ from: asidePath, rows: r.rows, records: r.records, lost: r.lostCount, lostRanges: r.lost.slice(0, 20), problems: r.problems.slice(0, 10), removed: r.removed }, 'journal: salvaged the set-aside journal into the new one (intact rows keep their seqs); the set-aside file is removed');
     if (r.lostCount === 0) return [];
