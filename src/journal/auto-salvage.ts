@@ -37,7 +37,7 @@ export function salvageSetAside(store: JournalStore, asidePath: string, lastSeq:
   } catch (err) {
     // Nothing of it reads as a database: nothing to copy. The file is kept for a person to look at.
     result.problems.push(`${asidePath} cannot be read at all (${(err as Error).message}); kept as it is`);
-    store.transaction(() => store.setSalvageState(asidePath, 'done'));
+    store.transaction(() => store.setSalvageState(asidePath, 'kept'));
     return result;
   }
   const recovered: Array<[number, number]> = [];
@@ -60,7 +60,8 @@ export function salvageSetAside(store: JournalStore, asidePath: string, lastSeq:
         recovered.push([row.first_seq, row.last_seq]);
       }
       for (const [sink, seq] of cursors ?? []) if (store.cursor(sink) === undefined) store.setCursorRow(sink, seq);
-      store.setSalvageState(asidePath, 'done');
+      // 'kept': not one row read, the file stays for a person; 'done': the file goes (again at the next start if a kill comes first).
+      store.setSalvageState(asidePath, recovered.length ? 'done' : 'kept');
     });
     if (!result.cursorsKnown && recovered.length) store.newSinkCursor = recovered[0]![0] - 1;
   } finally {

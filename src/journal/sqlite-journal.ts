@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { SluiceError } from '../errors.js';
@@ -124,6 +124,7 @@ export class SqliteJournal implements Journal {
         detail: `journal failed its check (${err.message}); moved to ${aside.path}; ${aside.unshippedRecords === null ? 'how many records it held is unknown' : `${aside.unshippedRecords} records were not yet shipped`}; what is readable is salvaged into the new journal with its seqs (see journal_salvage_lost for what is not)`,
       });
     }
+    this.removeSalvaged();
     for (const asidePath of this.store.pendingSalvage()) startGaps.push(...this.salvage(asidePath, this.store.salvageLastSeq(asidePath)));
     startGaps.push(...this.checkMark(previousMark));
     this.queue.init(this.store.lastSeqOnOpen);
@@ -161,6 +162,17 @@ export class SqliteJournal implements Journal {
       this.mark.write(seq);
     } catch (err) {
       this.opts.logger.debug({ err }, 'journal: could not update the high-water mark');
+    }
+  }
+
+  /** A kill -9 between a salvage's commit and the removal of its set-aside file leaves the file: remove it now. */
+  private removeSalvaged(): void {
+    for (const asidePath of this.store.doneSalvage()) {
+      for (const f of [asidePath, `${asidePath}-wal`, `${asidePath}-shm`]) {
+        if (!existsSync(f)) continue;
+        unlinkSync(f);
+        this.opts.logger.warn({ file: f }, 'journal: removed a set-aside file whose salvage had committed (sluice stopped before removing it)');
+      }
     }
   }
 

@@ -172,6 +172,7 @@ export class JournalStore {
       allEvicted: db.prepare('SELECT reason, entry FROM evicted'),
       deleteCursor: db.prepare('DELETE FROM cursors WHERE sink = ?'),
       salvagePending: db.prepare("SELECT path FROM salvage WHERE state = 'pending'").pluck(),
+      salvageDone: db.prepare("SELECT path FROM salvage WHERE state = 'done'").pluck(),
       setSalvage: db.prepare('INSERT INTO salvage (path, state) VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET state = excluded.state'),
     };
   }
@@ -414,7 +415,12 @@ export class JournalStore {
   }
 
   /** `lastSeq`: the highest seq the set-aside file had committed, when known (kept for a salvage run again after a kill). */
-  setSalvageState(path: string, state: 'pending' | 'done', lastSeq: number | null = null): void {
+  /** Salvages that committed: their set-aside files are to be gone. */
+  doneSalvage(): string[] {
+    return this.stmts.salvageDone.all() as string[];
+  }
+
+  setSalvageState(path: string, state: 'pending' | 'done' | 'kept', lastSeq: number | null = null): void {
     this.stmts.setSalvage.run(path, state);
     if (lastSeq !== null) this.stmts.setMeta.run(`salvage_last_seq ${path}`, lastSeq);
   }

@@ -146,6 +146,11 @@ test('a salvage run twice on the same set-aside file (put back, marked pending a
   assert.deepEqual(gaps.filter((g) => g.reason === 'journal_salvage_lost'), []);
   assert.ok(!existsSync(kept), 'removed again');
   assert.deepEqual(await unshipped(path), seqs, 'and it stays so across a restart');
+
+  // A kill -9 after the salvage committed but before the file was removed: state done, file back.
+  copyFileSync(`${kept}.keep`, kept);
+  assert.deepEqual(await unshipped(path), seqs, 'not salvaged again');
+  assert.ok(!existsSync(kept), 'the leftover file of a committed salvage is removed at the next start');
 });
 
 test('a truncated journal: every seq is salvaged or named lost exactly, up to its last commit (its mark), and seqs continue right above', async () => {
@@ -222,4 +227,27 @@ test('B-tree pages garbled (a leaf, an overflow page, row data): every intact ro
   assert.ok(j2.append(rec(0)) > 10000);
   await j2.stop();
   assert.deepEqual(asideFiles('btree'), []);
+});
+
+test('the root page of the rows garbled (not one row readable): every seq is named lost, and the set-aside file is kept for a person', async () => {
+  const path = join(tmp.path, 'root.db');
+  const j = journal(path);
+  await j.start();
+  j.registerSinks(['k']);
+  for (let i = 1; i <= 3000; i++) {
+    j.append({ ...rec(i), payload: Buffer.alloc(200, i % 251) });
+    if (i % 150 === 0) j.flush();
+  }
+  await j.stop();
+  const layout = batchesLayout(path);
+  const root = layout.interior.find((p) => p.path === '/')!;
+  garblePages(path, [root.page], layout.pageSize);
+  const gaps: GapReport[] = [];
+  const j2 = journal(path, gaps);
+  await j2.start();
+  const lost = gaps.filter((g) => g.reason === 'journal_salvage_lost');
+  assert.deepEqual(lost.map((g) => g.ranges), [[[1, 3000]]]);
+  assert.equal(j2.append(rec(0)), 3001);
+  await j2.stop();
+  assert.equal(asideFiles('root').filter((f) => !f.endsWith('-wal') && !f.endsWith('-shm')).length, 1, 'kept');
 });
