@@ -45,13 +45,22 @@ export class DamagedJournalReader {
     } catch {
       /* probe blindly */
     }
-    let next: Database.Statement;
+    // Keys alone first: finding the next row reads only leaf and interior pages, so a row whose own
+    // data is damaged is lost alone and does not look like a damaged stretch of the tree.
+    let nextKey: Database.Statement;
+    let rowAt: Database.Statement;
     try {
-      next = this.db.prepare('SELECT first_seq, last_seq, count, bytes, min_time, max_time, data, crc, priority, evictable FROM batches WHERE first_seq >= ? ORDER BY first_seq LIMIT 1');
+      nextKey = this.db.prepare('SELECT first_seq FROM batches WHERE first_seq >= ? ORDER BY first_seq LIMIT 1').pluck();
+    } catch (err) {
+      this.problems.push(`no rows readable: ${(err as Error).message}`);
+      return;
+    }
+    try {
+      rowAt = this.db.prepare('SELECT first_seq, last_seq, count, bytes, min_time, max_time, data, crc, priority, evictable FROM batches WHERE first_seq = ?');
     } catch {
       try {
         // Schema version 1: no class columns, no checksum.
-        next = this.db.prepare('SELECT first_seq, last_seq, count, bytes, min_time, max_time, data, NULL AS crc, 0 AS priority, 0 AS evictable FROM batches WHERE first_seq >= ? ORDER BY first_seq LIMIT 1');
+        rowAt = this.db.prepare('SELECT first_seq, last_seq, count, bytes, min_time, max_time, data, NULL AS crc, 0 AS priority, 0 AS evictable FROM batches WHERE first_seq = ?');
       } catch (err) {
         this.problems.push(`no rows readable: ${(err as Error).message}`);
         return;
@@ -59,19 +68,26 @@ export class DamagedJournalReader {
     }
     let from = 1;
     while (from <= maxKey) {
-      let row: DamagedRow | undefined;
+      let key: number | undefined;
       try {
-        row = next.get(from) as DamagedRow | undefined;
+        key = nextKey.get(from) as number | undefined;
       } catch (err) {
         this.problems.push(`damaged stretch from seq ${from}: ${(err as Error).message}`);
-        const resume = stepOver(next, from);
+        const resume = stepOver(nextKey, from);
         if (resume === null) break;
         from = resume;
         continue;
       }
-      if (!row) break;
-      from = row.first_seq + 1;
-      yield row;
+      if (key === undefined) break;
+      from = key + 1;
+      let row: DamagedRow | undefined;
+      try {
+        row = rowAt.get(key) as DamagedRow | undefined;
+      } catch (err) {
+        this.problems.push(`row ${key} unreadable: ${(err as Error).message}`);
+        continue;
+      }
+      if (row) yield row;
     }
   }
 

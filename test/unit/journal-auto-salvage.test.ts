@@ -206,11 +206,13 @@ test('B-tree pages garbled (a leaf, an overflow page, row data): every intact ro
   const hitLeaf = layout.leaves[3]!;
   const hitChain = leafRows(layout.leaves[5]!)[2]!.overflow[1]!;
   const hitData = leafRows(layout.leaves[7]!)[4]!.overflow[2]!;
-  garblePages(path, [hitLeaf, hitChain], layout.pageSize);
+  // A broken chain close after the damaged leaf, an intact row between: a damaged row is not a damaged stretch of the tree.
+  const hitNear = leafRows(layout.leaves[4]!)[1]!.overflow[1]!;
+  garblePages(path, [hitLeaf, hitChain, hitNear], layout.pageSize);
   garblePages(path, [hitData], layout.pageSize, 4);
-  const hit = new Set([hitLeaf, hitChain, hitData]);
+  const hit = new Set([hitLeaf, hitChain, hitData, hitNear]);
   const intact = layout.rows.filter((r) => !r.pages.some((p) => hit.has(p)));
-  assert.equal(layout.rows.length - intact.length, leafRows(hitLeaf).length + 2);
+  assert.equal(layout.rows.length - intact.length, leafRows(hitLeaf).length + 3);
 
   const gaps: GapReport[] = [];
   const j2 = journal(path, gaps);
