@@ -24,7 +24,7 @@ export interface AutoSalvageResult {
  * twice). One transaction, which also marks the salvage done: a kill -9 during it leaves it
  * pending and it runs again. The set-aside files go only after that commit.
  */
-export function salvageSetAside(store: JournalStore, asidePath: string, markSeq: number | null): AutoSalvageResult {
+export function salvageSetAside(store: JournalStore, asidePath: string, lastSeq: number | null): AutoSalvageResult {
   const result: AutoSalvageResult = { rows: 0, records: 0, lost: [], lostCount: 0, cursorsKnown: false, problems: [], removed: [] };
   if (!existsSync(asidePath)) {
     result.problems.push(`${asidePath} is gone; nothing to salvage`);
@@ -37,17 +37,18 @@ export function salvageSetAside(store: JournalStore, asidePath: string, markSeq:
   } catch (err) {
     // Nothing of it reads as a database: nothing to copy. The file is kept for a person to look at.
     result.problems.push(`${asidePath} cannot be read at all (${(err as Error).message}); kept as it is`);
-    store.transaction(() => store.setSalvageState(asidePath, 'done'));
+    store.transaction(() => store.setSalvageState(asidePath, 'kept'));
     return result;
   }
   const recovered: Array<[number, number]> = [];
   let floor = 0;
-  // The last seq the old file handed out: its own counter, else the mark it left (when known to be its).
-  let lastSeq = reader.lastSeq() ?? markSeq ?? 0;
   try {
     const cursors = reader.cursors();
     result.cursorsKnown = cursors !== null;
+    // No cursor left (no sink configured then): rows at or below the deleted-through mark were shipped.
     floor = cursors && cursors.size ? Math.min(...cursors.values()) : (reader.deletedThrough() ?? 0);
+    // Known from the set-aside probe or the mark; else the file may still say it.
+    lastSeq ??= reader.lastSeq();
     store.transaction(() => {
       for (const row of reader.rows()) {
         if (row.last_seq <= floor) continue;
@@ -60,10 +61,10 @@ export function salvageSetAside(store: JournalStore, asidePath: string, markSeq:
           result.records += row.last_seq - Math.max(row.first_seq, floor + 1) + 1;
         }
         recovered.push([row.first_seq, row.last_seq]);
-        if (row.last_seq > lastSeq) lastSeq = row.last_seq;
       }
       for (const [sink, seq] of cursors ?? []) if (store.cursor(sink) === undefined) store.setCursorRow(sink, seq);
-      store.setSalvageState(asidePath, 'done');
+      // 'kept': not one row read, the file stays for a person; 'done': the file goes (again at the next start if a kill comes first).
+      store.setSalvageState(asidePath, recovered.length ? 'done' : 'kept');
     });
     if (!result.cursorsKnown && recovered.length) store.newSinkCursor = recovered[0]![0] - 1;
   } finally {
@@ -77,7 +78,9 @@ export function salvageSetAside(store: JournalStore, asidePath: string, markSeq:
     if (a > next) result.lost.push([next, a - 1]);
     next = Math.max(next, b + 1);
   }
-  if (lastSeq >= next) result.lost.push([next, lastSeq]);
+  // Past the last readable row, only the old file's last seq (or its mark) tells what existed.
+  if (lastSeq === null) result.problems.push(`the damaged journal's last seq is unknown (no mark file): records after seq ${next - 1} may be lost unnamed`);
+  else if (lastSeq >= next) result.lost.push([next, lastSeq]);
   if (!result.cursorsKnown) result.lost = result.lost.filter(([a]) => a > 1 || recovered.length === 0);
   result.lostCount = result.lost.reduce((s, [a, b]) => s + b - a + 1, 0);
   if (recovered.length === 0 && result.lostCount > 0) {

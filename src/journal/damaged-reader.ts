@@ -65,40 +65,86 @@ export class DamagedJournalReader {
     } catch {
       /* probe blindly */
     }
-    let next: Database.Statement;
+    // Keys alone first: finding the next row reads only leaf and interior pages, so a row whose own
+    // data is damaged is lost alone and does not look like a damaged stretch of the tree.
+    let nextKey: Database.Statement;
+    let rowAt: Database.Statement;
     try {
-      next = this.db.prepare('SELECT first_seq, last_seq, count, bytes, min_time, max_time, data, crc, priority, evictable FROM batches WHERE first_seq > ? ORDER BY first_seq LIMIT 1');
+      nextKey = this.db.prepare('SELECT first_seq FROM batches WHERE first_seq >= ? ORDER BY first_seq LIMIT 1').pluck();
+    } catch (err) {
+      this.problems.push(`no rows readable: ${(err as Error).message}`);
+      return;
+    }
+    try {
+      rowAt = this.db.prepare('SELECT first_seq, last_seq, count, bytes, min_time, max_time, data, crc, priority, evictable FROM batches WHERE first_seq = ?');
     } catch {
       try {
         // Schema version 1: no class columns, no checksum.
-        next = this.db.prepare('SELECT first_seq, last_seq, count, bytes, min_time, max_time, data, NULL AS crc, 0 AS priority, 0 AS evictable FROM batches WHERE first_seq > ? ORDER BY first_seq LIMIT 1');
+        rowAt = this.db.prepare('SELECT first_seq, last_seq, count, bytes, min_time, max_time, data, NULL AS crc, 0 AS priority, 0 AS evictable FROM batches WHERE first_seq = ?');
       } catch (err) {
         this.problems.push(`no rows readable: ${(err as Error).message}`);
         return;
       }
     }
-    let after = 0;
-    let probe = 1;
-    while (after < maxKey) {
-      let row: DamagedRow | undefined;
+    let from = 1;
+    while (from <= maxKey) {
+      let key: number | undefined;
       try {
-        row = next.get(after) as DamagedRow | undefined;
-        probe = 1;
+        key = nextKey.get(from) as number | undefined;
       } catch (err) {
-        // A damaged page: step over it, further each time, until rows read again.
-        if (probe === 1) this.problems.push(`damaged stretch after seq ${after}: ${(err as Error).message}`);
-        after += probe;
-        probe *= 2;
-        if (probe > 2 ** 40) break;
+        this.problems.push(`damaged stretch from seq ${from}: ${(err as Error).message}`);
+        const resume = stepOver(nextKey, from);
+        if (resume === null) break;
+        from = resume;
         continue;
       }
-      if (!row) break;
-      after = row.first_seq;
-      yield row;
+      if (key === undefined) break;
+      from = key + 1;
+      let row: DamagedRow | undefined;
+      try {
+        row = rowAt.get(key) as DamagedRow | undefined;
+      } catch (err) {
+        this.problems.push(`row ${key} unreadable: ${(err as Error).message}`);
+        continue;
+      }
+      if (row) yield row;
     }
   }
 
   close(): void {
     this.db.close();
   }
+}
+
+/**
+ * The first key at or after `bad` (whose seek hits a damaged page) from which a seek reads again,
+ * or null. Leaps further each time to get past the damage fast, then searches back between the
+ * last failing key and the first reading one: a leap alone would land inside the next intact page
+ * and step over its first rows.
+ */
+function stepOver(next: Database.Statement, bad: number): number | null {
+  const reads = (key: number): boolean => {
+    try {
+      next.get(key);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  let lo = bad;
+  let hi = -1;
+  for (let leap = 1; leap <= 2 ** 40; leap *= 2) {
+    if (reads(bad + leap)) {
+      hi = bad + leap;
+      break;
+    }
+    lo = bad + leap;
+  }
+  if (hi < 0) return null;
+  while (hi - lo > 1) {
+    const mid: number = lo + Math.floor((hi - lo) / 2);
+    if (reads(mid)) hi = mid;
+    else lo = mid;
+  }
+  return hi;
 }

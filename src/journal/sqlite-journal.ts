@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { SluiceError } from '../errors.js';
@@ -88,8 +88,7 @@ export class SqliteJournal implements Journal {
     const startGaps: GapReport[] = [];
     const verdict = inspectJournalPath(path, this.mark.path);
     const previousMark = this.mark.read();
-    /** The mark read above belongs to the file being set aside in this start (not to a later journal). */
-    let asideMark: number | null = null;
+    let floor = 0;
     try {
       if (verdict.kind === 'damaged_ours') throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `journal ${path} has no SQLite header (its mark file says it was sluice's)`);
       this.store.openFile();
@@ -104,12 +103,14 @@ export class SqliteJournal implements Journal {
       const aside = setAside(path, new Date(this.opts.clock.now()));
       logger.error({ err: err.message, setAside: aside.files, lastSeq: aside.lastSeq, unshippedRecords: aside.unshippedRecords }, 'journal unusable: set aside; starting a new journal and salvaging what is readable');
       this.store.openFile();
-      // Seqs must never go backwards: continue above the old file's, or above the clock when unreadable.
-      const floor = Math.max(aside.lastSeq ?? (previousMark === null ? this.opts.clock.now() : 0), previousMark ?? 0);
-      asideMark = previousMark;
+      // Seqs must never go backwards: continue above the old file's (or its mark's, which is never
+      // below a committed seq), above the clock only when neither tells. The salvage names what is
+      // lost up to that last known seq, never up to the clock's.
+      const lastKnown = aside.lastSeq === null && previousMark === null ? null : Math.max(aside.lastSeq ?? 0, previousMark ?? 0);
+      floor = lastKnown ?? this.opts.clock.now();
       this.store.transaction(() => {
         this.store.raiseNextSeq(floor + 1);
-        this.store.setSalvageState(aside.path, 'pending');
+        this.store.setSalvageState(aside.path, 'pending', lastKnown);
       });
       this.store.reloadState();
       const now = this.opts.clock.now();
@@ -123,7 +124,8 @@ export class SqliteJournal implements Journal {
         detail: `journal failed its check (${err.message}); moved to ${aside.path}; ${aside.unshippedRecords === null ? 'how many records it held is unknown' : `${aside.unshippedRecords} records were not yet shipped`}; what is readable is salvaged into the new journal with its seqs (see journal_salvage_lost for what is not)`,
       });
     }
-    for (const asidePath of this.store.pendingSalvage()) startGaps.push(...this.salvage(asidePath, asideMark));
+    this.removeSalvaged();
+    for (const asidePath of this.store.pendingSalvage()) startGaps.push(...this.salvage(asidePath, this.store.salvageLastSeq(asidePath)));
     startGaps.push(...this.checkMark(previousMark));
     this.queue.init(this.store.lastSeqOnOpen);
     this.space.loadLedger();
@@ -163,8 +165,19 @@ export class SqliteJournal implements Journal {
     }
   }
 
-  private salvage(asidePath: string, markSeq: number | null): GapReport[] {
-    const r = salvageSetAside(this.store, asidePath, markSeq);
+  /** A kill -9 between a salvage's commit and the removal of its set-aside file leaves the file: remove it now. */
+  private removeSalvaged(): void {
+    for (const asidePath of this.store.doneSalvage()) {
+      for (const f of [asidePath, `${asidePath}-wal`, `${asidePath}-shm`]) {
+        if (!existsSync(f)) continue;
+        unlinkSync(f);
+        this.opts.logger.warn({ file: f }, 'journal: removed a set-aside file whose salvage had committed (sluice stopped before removing it)');
+      }
+    }
+  }
+
+  private salvage(asidePath: string, lastSeq: number | null): GapReport[] {
+    const r = salvageSetAside(this.store, asidePath, lastSeq);
     this.opts.logger.warn({ from: asidePath, rows: r.rows, records: r.records, lost: r.lostCount, lostRanges: r.lost.slice(0, 20), problems: r.problems.slice(0, 10), removed: r.removed }, 'journal: salvaged the set-aside journal into the new one (intact rows keep their seqs); the set-aside file is removed');
     if (r.lostCount === 0) return [];
     const now = this.opts.clock.now();

@@ -165,12 +165,14 @@ export class JournalStore {
       setSidecar: db.prepare('INSERT INTO sidecars (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET data = excluded.data'),
       getSidecar: db.prepare('SELECT data FROM sidecars WHERE name = ?').pluck(),
       nextSeq: db.prepare("SELECT v FROM meta WHERE k = 'next_seq'").pluck(),
+      getMeta: db.prepare('SELECT v FROM meta WHERE k = ?').pluck(),
       rowEnd: db.prepare('SELECT last_seq FROM batches WHERE first_seq = ?').pluck(),
       upsertEvicted: db.prepare('INSERT INTO evicted (reason, entry) VALUES (?, ?) ON CONFLICT (reason) DO UPDATE SET entry = excluded.entry'),
       clearEvicted: db.prepare('DELETE FROM evicted'),
       allEvicted: db.prepare('SELECT reason, entry FROM evicted'),
       deleteCursor: db.prepare('DELETE FROM cursors WHERE sink = ?'),
       salvagePending: db.prepare("SELECT path FROM salvage WHERE state = 'pending'").pluck(),
+      salvageDone: db.prepare("SELECT path FROM salvage WHERE state = 'done'").pluck(),
       setSalvage: db.prepare('INSERT INTO salvage (path, state) VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET state = excluded.state'),
     };
   }
@@ -412,8 +414,19 @@ export class JournalStore {
     return this.stmts.salvagePending.all() as string[];
   }
 
-  setSalvageState(path: string, state: 'pending' | 'done'): void {
+  /** `lastSeq`: the highest seq the set-aside file had committed, when known (kept for a salvage run again after a kill). */
+  /** Salvages that committed: their set-aside files are to be gone. */
+  doneSalvage(): string[] {
+    return this.stmts.salvageDone.all() as string[];
+  }
+
+  setSalvageState(path: string, state: 'pending' | 'done' | 'kept', lastSeq: number | null = null): void {
     this.stmts.setSalvage.run(path, state);
+    if (lastSeq !== null) this.stmts.setMeta.run(`salvage_last_seq ${path}`, lastSeq);
+  }
+
+  salvageLastSeq(path: string): number | null {
+    return (this.stmts.getMeta.get(`salvage_last_seq ${path}`) as number | undefined) ?? null;
   }
 
   /** Hands free pages back to the filesystem (auto_vacuum = INCREMENTAL). */

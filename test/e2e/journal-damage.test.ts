@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, statSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { JournalRecord } from '../../src/journal/journal.js';
 import { brokersForFile } from '../helpers/brokers.js';
+import { batchesLayout, garblePages, journalRecords, seqsOf, type BatchesLayout, type RowPages } from '../helpers/btree-pages.js';
 import { Daemon, runCli, writeConfig } from '../helpers/daemon.js';
 import { gapPayloads } from '../helpers/gaps.js';
 import { journalCounts } from '../helpers/journal-file.js';
@@ -31,6 +33,8 @@ function config(name: string, brokers: string[]): string {
     mqttUrl: mosquitto.url,
     brokers,
     clientId: name,
+    // Rows of at most 100 records: a journal of 3000 has enough rows for damage to hit some and spare others.
+    journalExtra: 'commit_max_records = 100',
     sinkExtra: `gap_topic = "gaps-${name}"`,
     routes: [{ match: 'dev/+device/#', topic: `readings-${name}`, key: '{device}' }],
   });
@@ -52,12 +56,6 @@ async function unshippedJournal(name: string, per: number): Promise<string> {
   const db = join(base, name, 'journal.db');
   assert.ok(!existsSync(`${db}-wal`) || statSync(`${db}-wal`).size === 0, 'a clean stop leaves everything in the database file');
   return db;
-}
-
-function setAsideFile(name: string): string {
-  const f = readdirSync(join(base, name)).find((x) => x.startsWith('journal.db.corrupt-') && !x.endsWith('-wal') && !x.endsWith('-shm'));
-  assert.ok(f, `a set-aside file in ${readdirSync(join(base, name)).join(', ')}`);
-  return join(base, name, f);
 }
 
 /** Starts on the damaged journal with Kafka reachable; checks the alarm and that new readings flow. */
@@ -92,7 +90,7 @@ async function checkSays(name: string, file: string | undefined, code: number, w
   return r.stdout;
 }
 
-/** Salvages the set-aside file into the stopped daemon's journal; returns how many were recovered. */
+/** `sluice journal salvage` of a set-aside file into the stopped daemon's journal; returns how many were recovered. */
 async function salvage(name: string, file: string): Promise<number> {
   const r = await runCli(['journal', 'salvage', '-c', join(base, name, 'sluice.toml'), file]);
   assert.equal(r.code, 0, `salvage: ${r.stdout}${r.stderr}`);
@@ -102,97 +100,197 @@ async function salvage(name: string, file: string): Promise<number> {
   return Number(m[1]);
 }
 
-/** Readings from the first phase (n < 100000) that are in Kafka, distinct. */
-function oldArrived(m: KafkaMessage[]): number {
-  const s = new Set<string>();
-  for (const x of m) {
-    const r = JSON.parse(x.payload!) as { device: string; n: number };
-    if (r.n < 100000) s.add(`${r.device}#${r.n}`);
-  }
-  return s.size;
+/** What the journal held before the damage (read from a copy): each seq's record, and where its row lies. */
+function witness(name: string, db: string): { records: Map<number, JournalRecord>; layout: BatchesLayout } {
+  const copy = join(base, `${name}-witness.db`);
+  copyFileSync(db, copy);
+  return { records: journalRecords(copy), layout: batchesLayout(db) };
 }
 
-async function setAsideCase(name: string, damage: (db: string) => void, salvageable: boolean): Promise<void> {
-  const db = await unshippedJournal(name, 300);
-  damage(db);
+const isOld = (m: KafkaMessage): boolean => (JSON.parse(m.payload!) as { n: number }).n < 100000;
+const seqOf = (m: KafkaMessage): number => Number(m.headers['sluice.seq']);
+const sameReading = (m: KafkaMessage, r: JournalRecord): boolean => m.payload === r.payload.toString() && m.key === (JSON.parse(m.payload!) as { device: string }).device;
+
+/**
+ * The accounting after damage, from what kcat read: every seq of `intact` rows arrived once, as the
+ * reading it was journaled as; every other seq of the old journal is named by the gap records of
+ * `reasons`, once; nothing else is named.
+ */
+function accountForDamage(records: Map<number, JournalRecord>, intact: RowPages[], readings: KafkaMessage[], gaps: KafkaMessage[], reasons: RegExp): { arrived: number; named: number } {
+  const old = readings.filter(isOld);
+  const arrived = old.map(seqOf).sort((a, b) => a - b);
+  assert.equal(new Set(arrived).size, arrived.length, 'no old record arrived twice');
+  const expected = intact.flatMap((r) => seqsOf([[r.firstSeq, r.lastSeq]]));
+  assert.deepEqual(arrived, expected, 'exactly the records of intact rows arrived');
+  for (const m of old) assert.ok(sameReading(m, records.get(seqOf(m))!), `seq ${seqOf(m)} arrived as the reading journaled under it`);
+  const named = gapPayloads(gaps).filter((g) => reasons.test(g.reason)).flatMap((g) => seqsOf(g.ranges));
+  assert.equal(new Set(named).size, named.length, 'no seq named twice');
+  const rest = [...records.keys()].filter((s) => !new Set(expected).has(s)).sort((a, b) => a - b);
+  assert.deepEqual([...named].sort((a, b) => a - b), rest, 'every other seq of the old journal is named by a gap record, and only those');
+  return { arrived: arrived.length, named: named.length };
+}
+
+/** Waits until the fresh readings (published once the daemon was up) and `oldCount` old ones are in Kafka; returns the readings topic. */
+function readingsWith(name: string, oldCount: number): Promise<KafkaMessage[]> {
+  const fresh = expectedReadings(10, 20, 100000);
+  let seen = '';
+  return kafkaUntil(
+    `readings-${name}`,
+    (m) => {
+      seen = `${m.filter(isOld).length} of ${oldCount} old, ${checkDelivery(m, fresh).missing.length} new missing`;
+      return checkDelivery(m, fresh).missing.length === 0 && m.filter(isOld).length >= oldCount;
+    },
+    'the salvaged and the new readings arrive',
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; last read: ${seen}`);
+  });
+}
+
+function setAsideLeft(name: string): string[] {
+  return readdirSync(join(base, name)).filter((x) => x.startsWith('journal.db.corrupt-'));
+}
+
+/** Starts on a damaged journal with Kafka up; checks the set-aside alarm, the salvage, the accounting, and that ingest goes on. */
+async function salvagedAtStart(name: string, w: ReturnType<typeof witness>, intact: RowPages[]): Promise<{ arrived: number; named: number; gaps: KafkaMessage[] }> {
   const { daemon, gaps } = await startsAndAlarms(name, /journal_set_aside/);
   try {
     await daemon.waitForLog(/journal unusable: set aside/);
+    await daemon.waitForLog(/salvaged the set-aside journal into the new one/);
     const alarm = gapPayloads(gaps).find((g) => g.reason === 'journal_set_aside')!;
-    assert.match(alarm.detail ?? '', /salvage/, 'the alarm says what was set aside and how to recover it');
+    assert.match(alarm.detail ?? '', /salvaged into the new journal/, 'the alarm says what was set aside and that it is salvaged');
+    const expectLoss = intact.length < w.layout.rows.length;
+    const allGaps = expectLoss ? await kafkaUntil(`gaps-${name}`, (m) => gapPayloads(m).some((g) => g.reason === 'journal_salvage_lost'), 'journal_salvage_lost in Kafka') : gaps;
+    const intactRecords = intact.reduce((s, r) => s + r.lastSeq - r.firstSeq + 1, 0);
+    const readings = await readingsWith(name, intactRecords);
+    const lostRecords = gapPayloads(allGaps).filter((g) => g.reason === 'journal_salvage_lost');
+    assert.equal(lostRecords.length, expectLoss ? 1 : 0, 'one gap record names what salvage could not read');
+    const r = accountForDamage(w.records, intact, readings, allGaps, /^journal_salvage_lost$/);
+    assert.deepEqual(setAsideLeft(name), [], 'the set-aside file is gone once the salvage committed');
+    return { ...r, gaps: allGaps };
   } finally {
     assert.equal(await daemon.stop(), 0);
-  }
-  const aside = setAsideFile(name);
-  await checkSays(name, aside, 1, /DAMAGED/);
-  await checkSays(name, undefined, 0, /: ok/);
-  if (!salvageable) return;
-  const recovered = await salvage(name, aside);
-  assert.ok(recovered > 0, 'part of the damaged journal was readable');
-  const d2 = Daemon.run(join(base, name, 'sluice.toml')).start();
-  try {
-    const m = await kafkaUntil(`readings-${name}`, (x) => oldArrived(x) >= recovered, 'salvaged records shipped');
-    assert.equal(oldArrived(m), recovered, 'exactly the salvaged old readings arrived');
-    assert.ok(m.some((x) => x.headers['sluice.salvaged_seq']), 'salvaged records carry their old seq');
-  } finally {
-    assert.equal(await d2.stop(), 0);
   }
 }
 
-test('(a) journal truncated to half: starts, sets it aside, alarms in Kafka, keeps ingesting; check says DAMAGED; salvage recovers the readable part', async () => {
-  await setAsideCase('trunc', (db) => truncateSync(db, Math.floor(statSync(db).size / 2)), true);
+test('(a) journal truncated to half: set aside and salvaged at start: every intact row ships once, every other seq is named; `sluice journal salvage` of a copy set aside by hand recovers the same', async () => {
+  const name = 'trunc';
+  const db = await unshippedJournal(name, 300);
+  const w = witness(name, db);
+  const { pageSize } = w.layout;
+  const cut = Math.floor(statSync(db).size / 2 / pageSize) * pageSize;
+  truncateSync(db, cut);
+  const intact = w.layout.rows.filter((r) => r.pages.every((p) => p * pageSize <= cut));
+  assert.ok(intact.length > 0 && intact.length < w.layout.rows.length, `the cut leaves part of the rows (${intact.length} of ${w.layout.rows.length})`);
+  // A copy of the damaged file, set aside by hand, for the salvage command.
+  const byHandDir = join(base, 'by-hand');
+  mkdirSync(byHandDir, { recursive: true });
+  const byHand = join(byHandDir, 'old-journal.db');
+  copyFileSync(db, byHand);
+
+  const r = await salvagedAtStart(name, w, intact);
+  console.log(`trunc: ${r.arrived} records of intact rows shipped, ${r.named} named in journal_salvage_lost`);
+  await checkSays(name, undefined, 0, /: ok/);
+
+  // The command, on the copy: into another gateway's journal (its daemon stopped); records get new seqs, the old one in a header.
+  const cli = 'cli';
+  config(cli, [kafka.bootstrap]);
+  await checkSays(cli, byHand, 1, /DAMAGED/);
+  const recovered = await salvage(cli, byHand);
+  assert.equal(recovered, r.arrived, 'the command recovers the same records as the salvage at start');
+  const d2 = Daemon.run(join(base, cli, 'sluice.toml')).start();
+  try {
+    const m = await kafkaUntil(`readings-${cli}`, (x) => x.length >= recovered, 'salvaged records shipped');
+    assert.equal(m.length, recovered, 'each once');
+    const old = m.map((x) => Number(x.headers['sluice.salvaged_seq'])).sort((a, b) => a - b);
+    assert.deepEqual(old, intact.flatMap((row) => seqsOf([[row.firstSeq, row.lastSeq]])), 'exactly the intact rows, each record with its old seq in sluice.salvaged_seq');
+    for (const x of m) assert.ok(sameReading(x, w.records.get(Number(x.headers['sluice.salvaged_seq']))!));
+  } finally {
+    assert.equal(await d2.stop(), 0);
+  }
 });
 
-test('(b) 64 KiB garbled in the middle: starts, reports the damage (set aside, or damaged rows as gap records), keeps ingesting', async () => {
+test('(b) B-tree pages garbled in a 10,000-record journal (quick_check fails): salvaged at start; every intact row ships once, every other record is named; set-aside file gone; ingest goes on', async () => {
   const name = 'garble';
-  const db = await unshippedJournal(name, 300);
-  const size = statSync(db).size;
-  assert.ok(size > 256 * 1024, `journal big enough to garble its middle (${size})`);
-  const fd = openSync(db, 'r+');
-  writeSync(fd, randomBytes(64 * 1024), 0, 64 * 1024, Math.floor(size / 2) - 32 * 1024);
-  closeSync(fd);
-  const { daemon, gaps } = await startsAndAlarms(name, /journal_set_aside|journal_row_corrupt/);
-  let setAside = false;
-  try {
-    setAside = daemon.lines.some((l) => /journal unusable: set aside/.test(l));
-    console.log(`garble: ${setAside ? 'set aside' : 'damaged rows reported as gaps'}: ${JSON.stringify(gapPayloads(gaps).map((g) => [g.reason, g.count]))}`);
-    if (!setAside) {
-      // The undamaged rows ship; every seq of the old journal is delivered or named by a gap record.
-      const lost = gapPayloads(gaps).filter((g) => g.reason === 'journal_row_corrupt').reduce((s, g) => s + g.count, 0);
-      assert.ok(lost > 0);
-      await kafkaUntil(`readings-${name}`, (m) => oldArrived(m) + lost >= 3000, 'every undamaged old reading shipped');
-    }
-  } finally {
-    assert.equal(await daemon.stop(), 0);
-  }
-  if (setAside) {
-    await checkSays(name, setAsideFile(name), 1, /DAMAGED/);
-    const recovered = await salvage(name, setAsideFile(name));
-    assert.ok(recovered > 0);
-  }
+  const db = await unshippedJournal(name, 1000);
+  const w = witness(name, db);
+  const { layout } = w;
+  assert.ok(layout.leaves.length >= 4, `enough leaves to hit the middle (${layout.leaves.length})`);
+  const rowsOf = (leaf: number): RowPages[] => layout.rows.filter((r) => r.leaf === leaf);
+  console.log(`garble: ${layout.rows.length} rows in ${layout.leaves.length} leaves: ${layout.leaves.map((l) => rowsOf(l).map((r) => `${r.lastSeq - r.firstSeq + 1}/${r.overflow.length}`).join(' ')).join(' | ')}`);
+  const leaf = layout.leaves[Math.floor(layout.leaves.length / 2)]!;
+  // A leaf in the middle (its rows become unreachable), an overflow page of a later row (its chain
+  // broken), and the data of a third row (its checksum fails). The first row after the leaf stays
+  // intact: salvage must not step over it.
+  const later = layout.rows.filter((r) => r.firstSeq > rowsOf(leaf)[0]!.firstSeq && r.leaf !== leaf && r.overflow.length >= 2);
+  assert.ok(rowsOf(leaf).length > 0 && later.length >= 4, 'rows with overflow pages after the leaf');
+  const chainRow = later[1]!;
+  const dataRow = later[3]!;
+  garblePages(db, [leaf, chainRow.overflow[1]!], layout.pageSize);
+  garblePages(db, [dataRow.overflow[0]!], layout.pageSize, 4);
+  const hit = new Set([leaf, chainRow.overflow[1]!, dataRow.overflow[0]!]);
+  const intact = layout.rows.filter((r) => !r.pages.some((p) => hit.has(p)));
+  assert.equal(layout.rows.length - intact.length, rowsOf(leaf).length + 2);
+  await checkSays(name, undefined, 1, /quick_check/);
+
+  const r = await salvagedAtStart(name, w, intact);
+  console.log(`garble: pages ${[...hit].join(', ')} of ${layout.rows.length} rows in ${layout.leaves.length} leaves; ${r.arrived} records of intact rows shipped, ${r.named} named in journal_salvage_lost`);
+  assert.ok(r.named > 0);
   await checkSays(name, undefined, 0, /: ok/);
 });
 
-test('(e) header garbled (application_id and schema version): starts, sets it aside as damaged (not a foreign file: no crash loop), check says DAMAGED; salvage recovers all 3000', async () => {
-  const name = 'header';
-  await setAsideCase(name, (db) => {
-    const fd = openSync(db, 'r+');
-    try {
-      writeSync(fd, randomBytes(4), 0, 4, 60); // user_version
-      writeSync(fd, randomBytes(4), 0, 4, 68); // application_id
-    } finally {
-      closeSync(fd);
-    }
-  }, true);
-  const out = await checkSays(name, setAsideFile(name), 1, /header damaged/);
-  assert.match(out, /3000 readable records/, 'only the header was damaged: every row is readable');
+test('(f) only row data garbled (quick_check passes): not set aside; the damaged rows are named exactly in journal_row_corrupt gap records, the rest ships once', async () => {
+  const name = 'rowdata';
+  const db = await unshippedJournal(name, 300);
+  const w = witness(name, db);
+  const withChains = w.layout.rows.filter((r) => r.overflow.length >= 1);
+  assert.ok(withChains.length >= 4);
+  const hitRows = [withChains[1]!, withChains[withChains.length - 2]!];
+  garblePages(db, hitRows.map((r) => r.overflow[0]!), w.layout.pageSize, 4);
+  await checkSays(name, undefined, 1, /checksum/);
+  const intact = w.layout.rows.filter((r) => !hitRows.includes(r));
+  const { daemon, gaps } = await startsAndAlarms(name, /journal_row_corrupt/);
+  try {
+    assert.ok(!daemon.lines.some((l) => /journal unusable: set aside/.test(l)), 'a sound B-tree is not set aside');
+    const intactRecords = intact.reduce((s, r) => s + r.lastSeq - r.firstSeq + 1, 0);
+    const readings = await readingsWith(name, intactRecords);
+    const all = await kafkaUntil(`gaps-${name}`, (m) => gapPayloads(m).filter((g) => g.reason === 'journal_row_corrupt').length >= 2, 'both damaged rows reported');
+    assert.ok(gapPayloads(gaps).every((g) => g.reason !== 'journal_set_aside'));
+    const rowGaps = gapPayloads(all).filter((g) => g.reason === 'journal_row_corrupt');
+    assert.deepEqual(rowGaps.map((g) => seqsOf(g.ranges).length), hitRows.map((r) => r.lastSeq - r.firstSeq + 1), 'one gap record per damaged row, with its count');
+    accountForDamage(w.records, intact, readings, all, /^journal_row_corrupt$/);
+  } finally {
+    assert.equal(await daemon.stop(), 0);
+  }
 });
 
-test('(c) journal file replaced by a directory (unreadable): starts, sets it aside, alarms, keeps ingesting; check says DAMAGED', async () => {
-  await setAsideCase('dir', (db) => {
-    rmSync(db);
-    mkdirSync(db);
-  }, false);
+test('(e) header garbled (application_id and schema version): set aside as ours (not foreign: no crash loop) and salvaged whole: all 3000 ship once, no loss named', async () => {
+  const name = 'header';
+  const db = await unshippedJournal(name, 300);
+  const w = witness(name, db);
+  const fd = openSync(db, 'r+');
+  try {
+    writeSync(fd, randomBytes(4), 0, 4, 60); // user_version
+    writeSync(fd, randomBytes(4), 0, 4, 68); // application_id
+  } finally {
+    closeSync(fd);
+  }
+  await checkSays(name, undefined, 1, /header damaged/);
+  const r = await salvagedAtStart(name, w, w.layout.rows);
+  assert.deepEqual([r.arrived, r.named], [3000, 0]);
+  await checkSays(name, undefined, 0, /: ok/);
+});
+
+test('(c) journal.path is a directory: refused untouched (not set aside), the daemon exits 1 saying why', async () => {
+  const name = 'dir';
+  const db = join(base, name, 'journal.db');
+  config(name, [kafka.bootstrap]);
+  mkdirSync(db, { recursive: true });
+  const daemon = Daemon.run(join(base, name, 'sluice.toml')).start();
+  await daemon.wait();
+  assert.equal(daemon.exitCode, 1);
+  assert.ok(daemon.lines.some((l) => /is a directory, not a sluice journal; refusing to touch it/.test(l)), daemon.lines.join('\n'));
+  assert.ok(statSync(db).isDirectory());
+  assert.deepEqual(readdirSync(join(base, name)).sort(), ['journal.db', 'sluice.toml'], 'nothing set aside or created beside it');
 });
 
 test('(d) WAL deleted while running: logged, checkpointed, reopened; kill -9 and restart lose nothing', async () => {
