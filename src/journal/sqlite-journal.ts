@@ -449,6 +449,15 @@ export class SqliteJournal implements Journal {
     };
   }
 
+  commitSidecars(): void {
+    const db = this.requireDb();
+    let written: (() => void) | null = null;
+    db.transaction(() => {
+      written = this.writeSidecars();
+    })();
+    (written as (() => void) | null)?.();
+  }
+
   setCommitSidecar(name: string, sidecar: CommitSidecar | null): Buffer | null {
     const db = this.requireDb();
     if (sidecar) this.sidecars.set(name, { sidecar, written: null });
