@@ -35,7 +35,7 @@ interface Run {
   stop: () => Promise<void>;
 }
 
-async function startRun(v: 4 | 5, subscribe: { topic: string; qos: number }[]): Promise<Run> {
+async function startRun(v: 4 | 5, subscribe: { topic: string; qos: number }[], started: Run[]): Promise<Run> {
   const config = parseConfig(`
 [journal]
 path = "${join(tmp.path, `v${v}`, 'journal.db')}"
@@ -65,18 +65,23 @@ ${subscribe.map((s) => `[[mqtt.subscribe]]\ntopic = "${s.topic}"\nqos = ${s.qos}
       return client;
     },
   });
-  await source.start();
-  const want = Object.fromEntries(subscribe.map((s) => [s.topic, s.qos]));
-  await waitFor(() => source.connected && JSON.stringify(source.subscriptions) === JSON.stringify(want), { what: () => `subscriptions ${JSON.stringify(want)}, have ${JSON.stringify(source.subscriptions)}` });
-  return {
+  let stopped = false;
+  const run: Run = {
     journal,
     source,
     qos,
     stop: async () => {
+      if (stopped) return;
+      stopped = true;
       await source.stop();
       await journal.stop();
     },
   };
+  started.push(run);
+  await source.start();
+  const want = Object.fromEntries(subscribe.map((s) => [s.topic, s.qos]));
+  await waitFor(() => source.connected && JSON.stringify(source.subscriptions) === JSON.stringify(want), { what: () => `subscriptions ${JSON.stringify(want)}, have ${JSON.stringify(source.subscriptions)}` });
+  return run;
 }
 
 function topics(journal: SqliteJournal): string[] {
@@ -87,14 +92,14 @@ for (const v of [4, 5] as const) {
   test(`MQTT ${v === 5 ? '5' : '3.1.1'}, persistent session: a restart with a/# replaced by b/# unsubscribes a/# and subscribes b/#; a QoS change takes effect`, async () => {
     const pub = new Publisher(broker.url);
     await pub.connect();
-    let run: Run | null = null;
+    const runs: Run[] = [];
     try {
-      run = await startRun(v, [{ topic: `v${v}/a/#`, qos: 1 }]);
+      let run = await startRun(v, [{ topic: `v${v}/a/#`, qos: 1 }], runs);
       await pub.publish(`v${v}/a/first`, 'a1');
       await waitFor(() => topics(run.journal).includes(`v${v}/a/first`), { what: 'a/first journaled' });
       await run.stop();
 
-      run = await startRun(v, [{ topic: `v${v}/b/#`, qos: 1 }]);
+      run = await startRun(v, [{ topic: `v${v}/b/#`, qos: 1 }], runs);
       await pub.publish(`v${v}/a/old`, 'old');
       await pub.publish(`v${v}/b/new`, 'new');
       // The broker forwards one publisher's messages in order: a/old would have come first.
@@ -104,22 +109,21 @@ for (const v of [4, 5] as const) {
       await run.stop();
 
       // The same filter at QoS 0: the broker now sends its messages at QoS 0.
-      run = await startRun(v, [{ topic: `v${v}/b/#`, qos: 0 }]);
+      run = await startRun(v, [{ topic: `v${v}/b/#`, qos: 0 }], runs);
       await pub.publish(`v${v}/b/q0`, 'q0');
       await waitFor(() => topics(run.journal).includes(`v${v}/b/q0`), { what: 'b/q0 journaled' });
       assert.equal(run.qos.get(`v${v}/b/q0`), 0, 'delivered at the QoS of the changed subscription');
       await run.stop();
 
       // Unchanged config: nothing is re-sent, and data still flows at QoS 0.
-      run = await startRun(v, [{ topic: `v${v}/b/#`, qos: 0 }]);
+      run = await startRun(v, [{ topic: `v${v}/b/#`, qos: 0 }], runs);
       await pub.publish(`v${v}/a/old2`, 'old');
       await pub.publish(`v${v}/b/again`, 'again');
       await waitFor(() => topics(run.journal).includes(`v${v}/b/again`), { what: 'b/again journaled' });
       assert.deepEqual(topics(run.journal), [`v${v}/a/first`, `v${v}/b/new`, `v${v}/b/q0`, `v${v}/b/again`]);
       await run.stop();
-      run = null;
     } finally {
-      await run?.stop();
+      for (const r of runs) await r.stop();
       await pub.close();
     }
   });
