@@ -179,7 +179,7 @@ export class MqttSource implements Component {
       } catch (err) {
         this.lastError = `MQTT.js could not send CONNECT: ${errorText(err)}`;
         this.clientError('connect_failed', this.lastError);
-        this.client?.end(true);
+        if (this.client) endQuietly(this.client, true);
       }
     } else {
       this.lastError = problem;
@@ -466,8 +466,8 @@ export class MqttSource implements Component {
     }
     const client = this.client;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => client.end(true, () => resolve()), 2000);
-      client.end(false, () => {
+      const timer = setTimeout(() => endQuietly(client, true, resolve), 2000);
+      endQuietly(client, false, () => {
         clearTimeout(timer);
         resolve();
       });
@@ -491,4 +491,14 @@ function clipped(value: string): string {
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** MQTT.js's end() throws for a client that never opened a stream (its CONNECT was never sent). */
+function endQuietly(client: MqttClient, force: boolean, done: () => void = () => undefined): void {
+  if (!client.stream) return done();
+  try {
+    client.end(force, () => done());
+  } catch {
+    done();
+  }
 }
