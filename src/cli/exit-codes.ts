@@ -11,5 +11,7 @@ export const ExitCode = {
   notRunning: 4,
   /** `sluice status`: the daemon answers but is degraded or not ready. */
   degraded: 5,
+  /** An error nothing caught (a bug): logged with its reason, then a clean stop; systemd restarts sluice. */
+  internal: 70,
   /** Second SIGINT/SIGTERM during shutdown: 128 + the signal number (130, 143). */
 } as const;
