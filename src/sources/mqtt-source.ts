@@ -223,7 +223,7 @@ export class MqttSource implements Component {
     const fail = (reason: string, err: unknown): void => {
       if (!current()) return; // the connection went first; its close is handled (and logged) by onClose
       this.clientError(reason, errorText(err));
-      client.end(true);
+      client.end(true, () => this.onClose());
     };
     const done = (): void => {
       if (!current()) return;
