@@ -25,6 +25,7 @@ Usage:
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 invalid config,
             4 status: no daemon answers, 5 status: degraded or not ready,
+            70 internal error nothing caught (logged, clean stop),
             130/143 second SIGINT/SIGTERM during shutdown.
 
 SIGHUP (systemctl reload sluice) re-reads the config file; an invalid one is refused.

@@ -13,5 +13,7 @@ export const ExitCode = {
   degraded: 5,
   /** `journal.path` is not a sluice journal (a directory, a device, another program's file): refused, untouched. */
   journalNotOurs: 6,
+  /** An error nothing caught (a bug): logged with its reason, then a clean stop; systemd restarts sluice. */
+  internal: 70,
   /** Second SIGINT/SIGTERM during shutdown: 128 + the signal number (130, 143). */
 } as const;

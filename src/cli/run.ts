@@ -8,6 +8,7 @@ import { forwardingStatus, SdNotifier } from '../ops/sd-notify.js';
 import { createLogSetup } from '../util/logger.js';
 import { ExitCode } from './exit-codes.js';
 import type { CliIo } from './io.js';
+import { lastResortHandler } from './last-resort.js';
 import { loadOrReport } from './load-or-report.js';
 
 const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 2, SIGTERM: 15 };
@@ -40,7 +41,22 @@ export async function runDaemon(configPath: string, opts: { logLevel?: string },
   let signals = 0;
   let removeHandlers = (): void => undefined;
   let removeHup = (): void => undefined;
+  let removeLastResort = (): void => undefined;
+  /** An uncaught exception asked for the stop: exit with ExitCode.internal however clean it was. */
+  let failed = false;
   const stopped = new Promise<void>((resolve) => {
+    const stop = (): void => {
+      void notifier.stopping();
+      void gateway.stop().then((clean) => {
+        logger.info('stopped');
+        logger.flush();
+        removeHandlers();
+        removeHup();
+        removeLastResort();
+        io.exit(failed ? ExitCode.internal : clean ? ExitCode.ok : ExitCode.failure);
+        resolve();
+      });
+    };
     removeHandlers = io.onSignal(['SIGINT', 'SIGTERM'], (signal) => {
       signals++;
       if (signals > 1) {
@@ -50,16 +66,20 @@ export async function runDaemon(configPath: string, opts: { logLevel?: string },
         return;
       }
       logger.info({ signal }, 'stopping');
-      void notifier.stopping();
-      void gateway.stop().then((clean) => {
-        logger.info('stopped');
-        logger.flush();
-        removeHandlers();
-        removeHup();
-        io.exit(clean ? ExitCode.ok : ExitCode.failure);
-        resolve();
-      });
+      stop();
     });
+    removeLastResort =
+      io.onUncaught?.(
+        lastResortHandler({
+          logger,
+          metrics: gateway.metrics,
+          fail: () => {
+            failed = true;
+            if (signals++ > 0) return; // already stopping: the stop under way exits
+            stop();
+          },
+        }),
+      ) ?? removeLastResort;
   });
   // Registered before start, so an early SIGHUP is not fatal (Node's default action for it).
   let started = false;
@@ -83,6 +103,7 @@ export async function runDaemon(configPath: string, opts: { logLevel?: string },
     logger.flush();
     removeHandlers();
     removeHup();
+    removeLastResort();
     return io.exit(code === 'SLUICE_JOURNAL_NOT_OURS' ? ExitCode.journalNotOurs : ExitCode.failure);
   }
   started = true;

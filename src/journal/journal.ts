@@ -88,4 +88,9 @@ export interface Journal extends Component {
    * commit when it changed; null/undefined unsets it. Returns what the last run committed for `name`.
    */
   setCommitSidecar?(name: string, sidecar: CommitSidecar | null): Buffer | null;
+  /**
+   * Optional: writes the sidecars whose state changed now, in a transaction of their own, without
+   * waiting for records to commit (the MQTT source's subscriptions change with no record to carry them).
+   */
+  commitSidecars?(): void;
 }

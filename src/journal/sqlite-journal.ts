@@ -252,6 +252,13 @@ export class SqliteJournal implements Journal {
     this.caretaker.tick();
   }
 
+  /** Writes changed sidecars now, in a transaction of their own (state that changed with no record to commit). */
+  commitSidecars(): void {
+    this.requireOpen();
+    const done = this.space.withReserve(() => this.store.transaction(() => this.sidecars.inCommit()));
+    done?.();
+  }
+
   setCommitSidecar(name: string, sidecar: CommitSidecar | null): Buffer | null {
     this.requireOpen();
     return this.sidecars.set(name, sidecar);

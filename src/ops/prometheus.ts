@@ -7,6 +7,8 @@ const HELP: Record<string, string> = {
   sluice_source_received_total: 'Messages a source received (before any check).',
   sluice_source_rejected_total: 'Messages a source refused to journal, by reason (acknowledged, counted, logged once).',
   sluice_source_errors_total: 'Connection errors seen by a source.',
+  sluice_mqtt_client_errors_total: 'Requests sluice could not make of the MQTT client or the broker refused (CONNECT, SUBSCRIBE, UNSUBSCRIBE), by reason; logged once per reason.',
+  sluice_uncaught_errors_total: 'Errors nothing caught, by kind (uncaughtException: sluice then stops cleanly and exits 70; unhandledRejection: it carries on).',
   sluice_dropped_records_total: 'Records lost, by source and reason; each loss is also a gap record.',
   sluice_dropped_bytes_total: 'Payload bytes lost, by source and reason.',
   sluice_gap_records_total: 'Gap records written, by reason.',

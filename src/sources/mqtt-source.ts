@@ -15,6 +15,7 @@ import { Qos2Store } from './qos2-store.js';
 import { RedeliveryFilter } from './redelivery-filter.js';
 import { systemCas } from '../util/tls-trust.js';
 import { DropCoalescer } from './drop-coalescer.js';
+import { SubscriptionSet } from './subscription-set.js';
 
 export type MqttClientFactory = (url: string, options: IClientOptions) => MqttClient;
 
@@ -34,6 +35,16 @@ function payloadOf(packet: IPublishPacket): Buffer {
   return typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
 }
 
+/** Why MQTT.js could not encode a CONNECT with these options (it throws from deep inside its writer), or null. */
+export function connectProblem(options: Pick<IClientOptions, 'clientId' | 'username' | 'password'>): string | null {
+  for (const [field, value] of [['client_id', options.clientId], ['username', options.username], ['password', options.password]] as const) {
+    if (value === undefined) continue;
+    const bytes = Buffer.byteLength(value, 'utf8');
+    if (bytes > 65535) return `${field} is ${bytes} bytes; MQTT allows at most 65535`;
+  }
+  return null;
+}
+
 function isJournalFull(err: unknown): boolean {
   return err instanceof SluiceError && err.code === 'SLUICE_JOURNAL_FULL';
 }
@@ -50,6 +61,10 @@ export class MqttSource implements Component {
   private readonly redelivery = new RedeliveryFilter();
   private readonly redelivered: { inc: (by?: number) => void };
   private unsubscribeCommit: (() => void) | null = null;
+  /** What the broker's session holds for sluice, kept in the journal (see subscription-set.ts). */
+  private subs: SubscriptionSet | null = null;
+  /** Bumped per connection: a SUBACK arriving for an earlier connection is ignored. */
+  private connection = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
   /** Set while the journal is full and this source holds off: disconnected, the broker keeps the messages. */
   private pausedSince: number | null = null;
@@ -64,6 +79,7 @@ export class MqttSource implements Component {
   private readonly received: { inc: (by?: number) => void };
   /** Oversized payloads are acknowledged and not journaled: gap records say how many, per second. */
   private readonly drops: DropCoalescer;
+  private options: IClientOptions | null = null;
 
   constructor(
     private readonly cfg: MqttConfig,
@@ -93,6 +109,11 @@ export class MqttSource implements Component {
     return this.gate?.heldCount ?? 0;
   }
 
+  /** Filter → QoS the broker's session holds for this source as far as sluice knows (-1: SUBACK pending); null when unknown. */
+  get subscriptions(): Record<string, number> | null {
+    return this.subs?.entries ?? null;
+  }
+
   /** Connection state, for `sluice status`: idle, connecting, connected or waiting (broker unreachable, retrying). */
   get connectionState(): string {
     return this.state;
@@ -113,7 +134,7 @@ export class MqttSource implements Component {
       connectTimeout: cfg.connectTimeoutMs,
       // Reconnects are ours, with backoff and jitter.
       reconnectPeriod: 0,
-      // MQTT.js does not resubscribe a lost 3.1.1 session; we do it on every connack without a session.
+      // Subscriptions are ours: reconciled with the config on every connect (reconcile()).
       resubscribe: false,
       manualConnect: true,
       // MQTT.js otherwise calls the `debug` package several times per packet: ~3% of CPU, measured.
@@ -132,6 +153,9 @@ export class MqttSource implements Component {
     // What the last run journaled without its ack surely reaching the broker, committed with its records.
     const carried = this.deps.journal.setCommitSidecar?.(`redelivery:${this.sourceName}`, this.redelivery.sidecar) ?? null;
     this.redelivery.load(carried);
+    this.subs = new SubscriptionSet(cfg.url, options.clientId!);
+    this.subs.load(this.deps.journal.setCommitSidecar?.(`subscriptions:${this.sourceName}`, this.subs.sidecar) ?? null);
+    this.options = options;
     const client = (this.deps.createClient ?? mqtt.connect)(cfg.url, options);
     this.client = client;
     this.gate = new AckGate(
@@ -146,27 +170,125 @@ export class MqttSource implements Component {
     client.on('close', () => this.onClose());
     client.on('error', (err) => this.onError(err));
     this.state = 'connecting';
-    this.log.info({ url: cfg.url, clientId: options.clientId }, 'connecting to MQTT broker');
-    client.connect();
+    this.log.info({ url: cfg.url, clientId: clipped(options.clientId!) }, 'connecting to MQTT broker');
+    this.connectGuarded(() => client.connect());
+  }
+
+  /**
+   * Calls into MQTT.js to connect. A CONNECT it cannot encode (a client id, username or password
+   * over 65,535 bytes) would throw from inside its packet writer with half a packet on the socket:
+   * such a connect is not tried, and anything else it throws is caught; either way the error is
+   * logged once with its reason, counted, and retried with backoff like an unreachable broker.
+   */
+  private connectGuarded(connect: () => void): void {
+    const problem = connectProblem(this.options ?? {});
+    if (problem === null) {
+      try {
+        connect();
+        return;
+      } catch (err) {
+        this.lastError = `MQTT.js could not send CONNECT: ${errorText(err)}`;
+        this.clientError('connect_failed', this.lastError);
+        if (this.client) endQuietly(this.client, true);
+      }
+    } else {
+      this.lastError = problem;
+      this.clientError('connect_invalid', problem);
+    }
+    this.state = 'waiting';
+    this.scheduleReconnect();
+  }
+
+  /** An error in what sluice asked of the MQTT client: counted by reason, logged once per reason. */
+  private clientError(reason: string, message: string, fields: Record<string, unknown> = {}): void {
+    this.deps.metrics.inc('sluice_mqtt_client_errors_total', { source: this.sourceName, reason });
+    this.once.warn(`client:${reason}:${message}`, { url: this.cfg.url, reason, err: message, ...fields }, 'MQTT request failed; retrying with backoff');
   }
 
   private onConnect(sessionPresent: boolean): void {
-    this.backoff.reset();
     this.redelivery.connected(sessionPresent);
     this.state = 'connected';
+    this.connection++;
     this.log.info({ url: this.cfg.url, sessionPresent }, 'connected to MQTT broker');
-    if (!sessionPresent) {
-      const subs = Object.fromEntries(this.cfg.subscribe.map((s) => [s.topic, { qos: s.qos }]));
-      this.client!.subscribe(subs, (err, granted) => {
-        if (err) {
-          this.log.error({ err }, 'subscribe failed; reconnecting');
-          this.client?.end(true, () => this.onClose());
-          return;
-        }
-        const refused = (granted ?? []).filter((g) => g.qos === 128);
-        if (refused.length) this.log.error({ topics: refused.map((g) => g.topic) }, 'broker refused subscriptions');
-        this.log.info({ topics: (granted ?? []).map((g) => `${g.topic} (qos ${g.qos})`) }, 'subscribed');
+    this.reconcile(sessionPresent, this.connection);
+  }
+
+  /**
+   * Makes the session's subscriptions what the config says: unsubscribes filters the config no
+   * longer has, subscribes new ones and ones whose QoS changed (on a connect without a session:
+   * all). MQTT 5 subscribes with retain handling 1 (retained messages only for a subscription
+   * that did not exist), so a QoS change does not journal retained messages again; MQTT 3.1.1 has
+   * no such option and the broker re-sends them for that filter. A failure closes the connection
+   * and the next connect tries again, with backoff (reset only once subscriptions are in place).
+   */
+  private reconcile(sessionPresent: boolean, connection: number): void {
+    const subs = this.subs!;
+    const client = this.client!;
+    const plan = subs.plan(this.cfg.subscribe, sessionPresent);
+    for (const bad of plan.invalid) this.clientError('subscribe_invalid_filter', bad.reason, { topic: clipped(bad.topic) });
+    if (plan.unknownHeld) {
+      this.once.warn('subscriptions-unknown', { url: this.cfg.url }, 'the broker kept a session whose subscriptions sluice has no record of (a new journal?): subscribing the config\'s filters; a filter dropped from the config before now stays subscribed until the session ends');
+    }
+    const current = (): boolean => this.client === client && this.connection === connection && this.state === 'connected';
+    const fail = (reason: string, err: unknown): void => {
+      if (!current()) return; // the connection went first; its close is handled (and logged) by onClose
+      this.clientError(reason, errorText(err));
+      client.end(true, () => this.onClose());
+    };
+    const done = (): void => {
+      if (!current()) return;
+      this.backoff.reset();
+      this.persistSubscriptions();
+    };
+    const subscribe = (): void => {
+      if (plan.subscribe.length === 0) {
+        if (plan.unsubscribe.length === 0) this.log.info({ topics: subs.topics }, 'subscriptions held by the session match the config');
+        return done();
+      }
+      subs.subscribing(plan.subscribe.map((s) => s.topic));
+      this.persistSubscriptions();
+      const v5 = this.cfg.protocolVersion === 5;
+      const request = Object.fromEntries(plan.subscribe.map((s) => [s.topic, v5 ? { qos: s.qos, rh: 1 } : { qos: s.qos }]));
+      try {
+        client.subscribe(request, (err, granted) => {
+          if (err) return fail('subscribe_failed', err);
+          if (!current()) return;
+          const results = plan.subscribe.map((s) => {
+            const g = (granted ?? []).find((x) => x.topic === s.topic);
+            return { topic: s.topic, qos: s.qos, granted: g !== undefined && g.qos < 128 };
+          });
+          subs.subscribed(results);
+          const refused = results.filter((r) => !r.granted);
+          for (const r of refused) this.clientError('subscribe_refused', 'the broker refused the subscription (not authorized, or a filter it does not support)', { topic: clipped(r.topic) });
+          this.log.info({ topics: (granted ?? []).filter((g) => g.qos < 128).map((g) => `${clipped(g.topic)} (qos ${g.qos})`) }, 'subscribed');
+          done();
+        });
+      } catch (err) {
+        fail('subscribe_failed', err);
+      }
+    };
+    if (plan.unsubscribe.length === 0) return subscribe();
+    try {
+      client.unsubscribe(plan.unsubscribe, (err) => {
+        if (err) return fail('unsubscribe_failed', err);
+        if (!current()) return;
+        subs.unsubscribed(plan.unsubscribe);
+        this.persistSubscriptions();
+        this.log.info({ topics: plan.unsubscribe.map(clipped) }, 'unsubscribed filters the config no longer has');
+        subscribe();
       });
+    } catch (err) {
+      fail('unsubscribe_failed', err);
+    }
+  }
+
+  /** Writes the subscription record now: it changes without records to commit it with. */
+  private persistSubscriptions(): void {
+    try {
+      this.deps.journal.commitSidecars?.();
+    } catch (err) {
+      // Written with the next commit instead; until then a restart may re-send a SUBSCRIBE or miss an UNSUBSCRIBE.
+      this.once.warn('subscriptions-not-saved', { err: errorText(err) }, 'could not record the subscriptions in the journal yet');
     }
   }
 
@@ -205,7 +327,8 @@ export class MqttSource implements Component {
       this.state = this.state === 'waiting' ? 'waiting' : 'connecting';
       // reconnect() without stores swaps in MQTT.js's memory stores, and QoS 2 would bypass the journal.
       // The outgoing store is new: end() closed the old one (sluice publishes nothing it must keep).
-      this.client.reconnect({ incomingStore: this.client.incomingStore, outgoingStore: new Store() });
+      const client = this.client;
+      this.connectGuarded(() => client.reconnect({ incomingStore: client.incomingStore, outgoingStore: new Store() }));
     }, delay);
   }
 
@@ -353,17 +476,39 @@ export class MqttSource implements Component {
     }
     const client = this.client;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => client.end(true, () => resolve()), 2000);
-      client.end(false, () => {
+      const timer = setTimeout(() => endQuietly(client, true, resolve), 2000);
+      endQuietly(client, false, () => {
         clearTimeout(timer);
         resolve();
       });
     });
     this.unsubscribeCommit?.();
     this.deps.journal.setCommitSidecar?.(`redelivery:${this.sourceName}`, null);
+    this.persistSubscriptions();
+    this.deps.journal.setCommitSidecar?.(`subscriptions:${this.sourceName}`, null);
+    this.subs = null;
     this.client = null;
     this.gate = null;
     this.state = 'idle';
     this.log.info('MQTT source stopped');
+  }
+}
+
+/** A value fit for a log line: an input may be 70,000 characters long. */
+function clipped(value: string): string {
+  return value.length > 200 ? `${value.slice(0, 200)}… (${value.length} characters)` : value;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** MQTT.js's end() throws for a client that never opened a stream (its CONNECT was never sent). */
+function endQuietly(client: MqttClient, force: boolean, done: () => void = () => undefined): void {
+  if (!client.stream) return done();
+  try {
+    client.end(force, () => done());
+  } catch {
+    done();
   }
 }

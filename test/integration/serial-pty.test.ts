@@ -154,3 +154,36 @@ poll_timeout_ms = 50
   await silent.stop();
   await journal.stop();
 });
+
+test('accounting on a real pty: a line of exactly max_frame_bytes is kept with LF and with CRLF; an oversized frame is counted with every byte; a partial line cut by the unplug gets a gap record', async () => {
+  const pty = new SocatPty(tmp.path, 'acct');
+  await pty.plug();
+  const journal = await journalFor('acct');
+  const metrics = new Metrics();
+  const log = logCapture();
+  const gaps = new GapRecorder({ journal, metrics, logger: log.logger, clock: systemClock, gatewayId: 'gw' });
+  const [cfg] = serialConfig(`[[serial]]\nname = "acct"\npath = "${pty.devPath}"\ndecoder = "raw"\nmax_frame_bytes = 64\nreopen_min_ms = 100\nreopen_max_ms = 400\n`);
+  const source = new SerialSource(cfg!, { journal, logger: log.logger, clock: systemClock, metrics, reportGap: gaps.report, gapWindowMs: 50 });
+  await source.start();
+  const device = new PtyDevice(pty.feedPath);
+  await device.open();
+  const dropped = (reason: string): number => metrics.get('sluice_dropped_bytes_total', { source: 'serial:acct', reason });
+  try {
+    assert.ok(await device.write(`${'A'.repeat(64)}\r\n${'B'.repeat(64)}\n`));
+    assert.ok(await device.write(`${'C'.repeat(200000)}\r\nok\r\n`));
+    assert.ok(await device.write('partial'));
+    await waitFor(() => source.bufferedBytes === 7, { what: 'the partial line read', timeoutMs: 10000 });
+    await pty.unplug();
+    await waitFor(() => dropped('partial_frame') === 7, { what: 'the partial line reported', timeoutMs: 10000 });
+  } finally {
+    await source.stop();
+  }
+  const records = readAll(journal);
+  assert.deepEqual(records.filter((r) => r.source === 'serial:acct').map((r) => r.payload.toString('latin1')), ['A'.repeat(64), 'B'.repeat(64), 'ok']);
+  assert.equal(dropped('frame_too_large'), 200000, 'every byte of the dropped frame, up to its delimiter');
+  const gapBodies = records.filter((r) => r.source === 'sluice:gaps').map((r) => JSON.parse(r.payload.toString()) as { reason: string; bytes: number; count: number });
+  assert.deepEqual(gapBodies.map((g) => [g.reason, g.count, g.bytes]).sort(), [['frame_too_large', 1, 200000], ['partial_frame', 1, 7]]);
+  await device.close();
+  await pty.stop();
+  await journal.stop();
+});

@@ -320,3 +320,56 @@ test('a real bounded journal (serial\'s default policy): past max_bytes frames a
     tmp.cleanup();
   }
 });
+
+for (const [framing, toml] of [
+  ['line', ''],
+  ['regex', 'framing = "regex"\nregex = "\\\\r?\\\\n"'],
+] as const) {
+  test(`${framing} framing: a frame of exactly max_frame_bytes is kept whether it ends in LF or CRLF (even split between reads); one byte more is dropped either way`, async () => {
+    const { source, journal, feed, gaps } = setup(`max_frame_bytes = 16\ndecoder = "raw"\n${toml}`);
+    await source.start();
+    const exact = 'x'.repeat(16);
+    feed(`${exact}\n${exact}\r\n${exact}\r`);
+    feed(`\n${exact}y\n${exact}y\r\nend\n`);
+    await waitFor(() => journal.records.length === 4 && gaps.length === 1, { what: 'four records and a gap', timeoutMs: 5000 });
+    assert.deepEqual(journal.records.map((r) => r.payload.toString()), [exact, exact, exact, 'end']);
+    assert.deepEqual([gaps[0]!.reason, gaps[0]!.count, gaps[0]!.bytes], ['frame_too_large', 2, 34]);
+    await source.stop();
+  });
+}
+
+test('an oversized frame read in many chunks is counted with all its bytes up to the delimiter, in the gap record and in sluice_dropped_bytes_total', async () => {
+  const { source, journal, feed, metrics, gaps } = setup('max_frame_bytes = 4096');
+  const recorder = new GapRecorder({ journal: journal as unknown as Journal, metrics, logger: pino({ level: 'silent' }), clock: { now: () => 0 }, gatewayId: 'gw' });
+  (source as unknown as { drops: { reportGap: unknown } }).drops.reportGap = (g: GapReport) => (gaps.push(g), recorder.report(g));
+  await source.start();
+  const total = 5261082;
+  const chunk = Buffer.alloc(65536, 0x41);
+  for (let sent = 0; sent < total; sent += chunk.length) {
+    feed(chunk.subarray(0, Math.min(chunk.length, total - sent)));
+    await new Promise((r) => setImmediate(r));
+  }
+  feed('\nok\n');
+  await waitFor(() => gaps.length === 1, { what: 'the gap', timeoutMs: 10000 });
+  assert.equal(gaps[0]!.bytes, total);
+  assert.equal(metrics.get('sluice_dropped_bytes_total', { source: 'serial:s', reason: 'frame_too_large' }), total);
+  assert.equal(journal.records.filter((r) => r.source === 'serial:s').map((r) => r.payload.toString()).join(), 'ok');
+  await source.stop();
+});
+
+test('a partial frame cut by an unplug is counted and reported in a gap record with its bytes; so is one cut by stop', async () => {
+  const { source, journal, feed, port, metrics, gaps } = setup('');
+  await source.start();
+  feed('one\npart');
+  await waitFor(() => journal.records.length === 1 && source.bufferedBytes === 4, { what: 'first record and the partial', timeoutMs: 5000 });
+  await waitFor(() => (port() as unknown as { pendingRead: unknown }).pendingRead, { what: 'a pending read', timeoutMs: 5000 });
+  (port() as unknown as { pendingRead: (e: Error) => void }).pendingRead(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }));
+  await waitFor(() => gaps.length === 1, { what: 'the partial frame reported', timeoutMs: 5000 });
+  assert.deepEqual([gaps[0]!.reason, gaps[0]!.count, gaps[0]!.bytes], ['partial_frame', 1, 4]);
+  assert.equal(metrics.get('sluice_serial_partial_frames_total', { source: 'serial:s' }), 1);
+  await waitFor(() => source.isOpen, { what: 'reopened', timeoutMs: 5000 });
+  feed('tail');
+  await waitFor(() => source.bufferedBytes === 4, { what: 'a second partial', timeoutMs: 5000 });
+  await source.stop();
+  assert.deepEqual(gaps.slice(1).map((g) => [g.reason, g.count, g.bytes]), [['partial_frame', 1, 4]]);
+});

@@ -1,18 +1,24 @@
 /**
  * The bytes of the frame in progress, never more than `maxBytes`. When a frame outgrows it, the
- * bytes held are released, `onOversize` is told once, and everything up to the end of that frame
- * is only counted (discarding), so a sensor that never sends a delimiter cannot grow memory.
+ * bytes held are released, `onOversizeStart` is told, and everything up to the end of that frame
+ * is only counted (discarding), so a sensor that never sends a delimiter cannot grow memory. When
+ * the discarded frame ends (`take`, or `clear` when the port closed), `onOversize` gets all of its
+ * bytes: the dropped frame is accounted for in full, not just the part seen before the limit.
  */
 export class BoundedFrame {
   private buf: Buffer;
   private len = 0;
   private discarding = false;
   private discarded = 0;
+  /** The last byte added to this frame (held or discarded), -1 for none. */
+  private last = -1;
 
   constructor(
     private readonly maxBytes: number,
-    /** Called once per oversized frame, when it passes the limit, with the bytes seen so far. */
-    private readonly onOversize: (bytesSoFar: number) => void,
+    /** Called once per oversized frame when it ends, with all its bytes. */
+    private readonly onOversize: (bytes: number) => void,
+    /** Called once per oversized frame when it passes the limit, with the bytes seen so far. */
+    private readonly onOversizeStart: (bytesSoFar: number) => void = () => undefined,
   ) {
     // Grows by doubling up to maxBytes: a port with a large limit and short frames stays small.
     this.buf = Buffer.allocUnsafe(Math.min(maxBytes, 256));
@@ -32,7 +38,13 @@ export class BoundedFrame {
     return this.discarding;
   }
 
+  /** The frame's last byte so far (-1 when empty). */
+  get lastByte(): number {
+    return this.last;
+  }
+
   addByte(b: number): void {
+    this.last = b;
     if (this.discarding) {
       this.discarded++;
       return;
@@ -45,6 +57,7 @@ export class BoundedFrame {
   addRange(src: Buffer, from: number, to: number): void {
     const n = to - from;
     if (n <= 0) return;
+    this.last = src[to - 1]!;
     if (this.discarding) {
       this.discarded += n;
       return;
@@ -56,26 +69,36 @@ export class BoundedFrame {
   }
 
   /**
-   * Ends the frame: returns a copy of its bytes, or null when it was discarded (oversized) —
-   * either way the next frame starts empty.
+   * Ends the frame: returns a copy of its bytes (without the last `trim` of them: a line's "\r"),
+   * or null when it was discarded (oversized, reported now with all its bytes) — either way the
+   * next frame starts empty.
    */
-  take(): Buffer | null {
+  take(trim = 0): Buffer | null {
+    this.last = -1;
     if (this.discarding) {
+      const bytes = this.discarded - trim;
       this.discarding = false;
       this.discarded = 0;
+      this.onOversize(bytes);
       return null;
     }
-    const out = Buffer.from(this.buf.subarray(0, this.len));
+    const out = Buffer.from(this.buf.subarray(0, Math.max(0, this.len - trim)));
     this.len = 0;
     return out;
   }
 
-  /** Forgets the frame in progress; returns how many bytes it had (held or discarded). */
+  /**
+   * Forgets the frame in progress (the port closed); returns how many bytes it held. An oversized
+   * frame being discarded is reported as such (all its bytes) and 0 returned: no byte counts twice.
+   */
   clear(): number {
-    const had = this.discarding ? this.discarded : this.len;
+    this.last = -1;
+    if (this.discarding) {
+      this.take();
+      return 0;
+    }
+    const had = this.len;
     this.len = 0;
-    this.discarding = false;
-    this.discarded = 0;
     return had;
   }
 
@@ -83,7 +106,7 @@ export class BoundedFrame {
     this.discarded = this.len + extra;
     this.len = 0;
     this.discarding = true;
-    this.onOversize(this.discarded);
+    this.onOversizeStart(this.discarded);
   }
 
   private ensure(size: number): void {

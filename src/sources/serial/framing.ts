@@ -14,8 +14,13 @@ import { BoundedFrame } from './bounded-frame.js';
 export interface FramerEvents {
   /** A complete frame (a copy, safe to keep). */
   frame: (frame: Buffer) => void;
-  /** A frame passed max_frame_bytes; it is discarded up to the next boundary. */
-  oversize: (bytesSoFar: number) => void;
+  /**
+   * A frame longer than max_frame_bytes ended (at its boundary, or cut by `reset`): discarded,
+   * with all its bytes (without the delimiter).
+   */
+  oversize: (bytes: number) => void;
+  /** A frame just passed max_frame_bytes: from here on it is only counted, until it ends. */
+  oversizeStarted?: (bytesSoFar: number) => void;
 }
 
 export interface Framer {
@@ -24,7 +29,10 @@ export interface Framer {
   readonly bufferedBytes: number;
   /** Bytes allocated for the frame in progress (never more than max_frame_bytes). */
   readonly capacityBytes: number;
-  /** Forgets a partial frame (the port closed); returns its size in bytes. Stops timers. */
+  /**
+   * Forgets a partial frame (the port closed); returns its size in bytes. An oversized frame in
+   * progress is reported through `oversize` instead (and 0 returned). Stops timers.
+   */
   reset(): number;
 }
 
@@ -36,7 +44,7 @@ abstract class BoundedFramer implements Framer {
     maxFrameBytes: number,
     protected readonly events: FramerEvents,
   ) {
-    this.frameBuf = new BoundedFrame(maxFrameBytes, events.oversize);
+    this.frameBuf = new BoundedFrame(maxFrameBytes, events.oversize, events.oversizeStarted);
   }
 
   get bufferedBytes(): number {
@@ -59,6 +67,7 @@ export class DelimiterFramer extends BoundedFramer {
   private readonly fail: number[];
   /** Bytes of the delimiter matched so far; they are not in frameBuf. */
   private matched = 0;
+  private readonly maxFrameBytes: number;
 
   constructor(
     private readonly delimiter: Buffer,
@@ -67,7 +76,9 @@ export class DelimiterFramer extends BoundedFramer {
     /** Line mode: also strip one trailing "\r" (so "\n" and "\r\n" lines both work). */
     private readonly stripCr = false,
   ) {
-    super(maxFrameBytes, events);
+    // Line mode holds one byte more: the "\r" of "\r\n" belongs to the delimiter, not to the limit.
+    super(stripCr ? maxFrameBytes + 1 : maxFrameBytes, events);
+    this.maxFrameBytes = maxFrameBytes;
     if (delimiter.length === 0) throw new RangeError('empty delimiter');
     this.fail = failureTable(delimiter);
   }
@@ -107,9 +118,14 @@ export class DelimiterFramer extends BoundedFramer {
   }
 
   private complete(): void {
-    let frame = this.frameBuf.take();
+    const frame = this.frameBuf.take(this.stripCr && this.frameBuf.lastByte === 0x0d ? 1 : 0);
     if (!frame) return;
-    if (this.stripCr && frame.length > 0 && frame[frame.length - 1] === 0x0d) frame = frame.subarray(0, frame.length - 1);
+    if (frame.length > this.maxFrameBytes) {
+      // Line mode: max_frame_bytes + 1 bytes before "\n" without a "\r" among them.
+      this.events.oversizeStarted?.(frame.length);
+      this.events.oversize(frame.length);
+      return;
+    }
     if (frame.length > 0) this.events.frame(frame);
   }
 
@@ -190,6 +206,8 @@ export class RegexFramer implements Framer {
   private readonly regex: RegExp;
   private text = '';
   private discarding = false;
+  /** Bytes of the oversized frame in progress already let go (not in `text`). */
+  private discarded = 0;
 
   constructor(
     source: string,
@@ -219,28 +237,44 @@ export class RegexFramer implements Framer {
       const piece = text.slice(start, m.index);
       start = m.index + m[0].length;
       if (this.discarding) {
-        this.discarding = false; // resynchronised: the oversized frame ends here
+        // Resynchronised: the oversized frame ends here, with every byte it had.
+        this.discarding = false;
+        this.events.oversize(this.discarded + piece.length);
+        this.discarded = 0;
         continue;
       }
       if (piece.length > this.maxFrameBytes) {
+        this.events.oversizeStarted?.(piece.length);
         this.events.oversize(piece.length);
         continue;
       }
       if (piece.length > 0) this.events.frame(Buffer.from(piece, 'latin1'));
     }
     let rest = text.slice(start);
-    if (!this.discarding && rest.length > this.maxFrameBytes) {
+    // The rest may end in the first bytes of a delimiter, so a frame is called oversized only
+    // once the rest passes the limit by more than a delimiter could be long (resyncTail).
+    if (!this.discarding && rest.length > this.maxFrameBytes + RegexFramer.resyncTail) {
       this.discarding = true;
-      this.events.oversize(rest.length);
+      this.events.oversizeStarted?.(rest.length);
     }
-    if (this.discarding) rest = rest.slice(-Math.min(RegexFramer.resyncTail, this.maxFrameBytes));
+    if (this.discarding) {
+      const keep = Math.min(RegexFramer.resyncTail, rest.length);
+      this.discarded += rest.length - keep;
+      rest = rest.slice(rest.length - keep);
+    }
     this.text = rest;
   }
 
   reset(): number {
     const had = this.text.length;
+    const wasDiscarding = this.discarding;
     this.text = '';
     this.discarding = false;
+    if (wasDiscarding) {
+      this.events.oversize(this.discarded + had);
+      this.discarded = 0;
+      return 0;
+    }
     return had;
   }
 }

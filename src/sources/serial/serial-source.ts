@@ -73,7 +73,7 @@ export class SerialSource implements Component {
     this.once = new OnceLogger(this.log);
     this.backoff = new Backoff({ initialMs: cfg.reopenMinMs, maxMs: cfg.reopenMaxMs });
     this.binding = deps.binding ?? SerialPort.binding;
-    this.framer = createFramer(cfg, { frame: (f) => this.onFrame(f), oversize: (n) => this.onOversize(n) });
+    this.framer = createFramer(cfg, { frame: (f) => this.onFrame(f), oversize: (n) => this.onOversize(n), oversizeStarted: (n) => this.onOversizeStarted(n) });
     this.decoder = createDecoder(cfg);
     this.topicOf = compileTopicTemplate(cfg.topic, cfg.name);
     this.errorTopic = cfg.errorTopic.replaceAll('{name}', cfg.name);
@@ -191,8 +191,7 @@ export class SerialSource implements Component {
     this.port = null;
     this.poller?.detach();
     this.deps.metrics.set('sluice_serial_port_open', { source: this.sourceName }, 0);
-    const partial = this.framer.reset();
-    if (partial > 0) this.deps.metrics.inc('sluice_serial_partial_frames_total', { source: this.sourceName });
+    const partial = this.dropPartialFrame('closed');
     if (this.stopping) return;
     this.state = 'lost';
     this.deps.metrics.inc('sluice_serial_disconnects_total', { source: this.sourceName });
@@ -224,11 +223,28 @@ export class SerialSource implements Component {
     }, delay);
   }
 
-  private onOversize(bytesSoFar: number): void {
+  /** Said at once, so a sensor that never sends a delimiter is noticed before its frame ends. */
+  private onOversizeStarted(bytesSoFar: number): void {
     const cfg = this.cfg;
+    this.once.warn('frame_too_large', { path: cfg.path, bytesSoFar, limit: cfg.maxFrameBytes, framing: cfg.framing }, 'frame longer than max_frame_bytes discarded; reading resumes after the next frame boundary (wrong framing or baud rate?)');
+  }
+
+  /** An oversized frame ended: counted with every byte it had, up to its delimiter (or the port closing). */
+  private onOversize(bytes: number): void {
+    const cfg = this.cfg;
+    this.onOversizeStarted(bytes);
     this.deps.metrics.inc('sluice_source_rejected_total', { source: this.sourceName, reason: 'frame_too_large' });
-    this.once.warn('frame_too_large', { path: cfg.path, bytes: bytesSoFar, limit: cfg.maxFrameBytes, framing: cfg.framing }, 'frame longer than max_frame_bytes discarded; reading resumes after the next frame boundary (wrong framing or baud rate?)');
-    this.drops.add('frame_too_large', bytesSoFar, this.deps.clock.now(), `frames over max_frame_bytes (${cfg.maxFrameBytes}) on ${cfg.path}`);
+    this.drops.add('frame_too_large', bytes, this.deps.clock.now(), `frames over max_frame_bytes (${cfg.maxFrameBytes}) on ${cfg.path}`);
+  }
+
+  /** The frame in progress is lost with the port (closed, unplugged, or sluice stopping): counted and reported as a gap. */
+  private dropPartialFrame(how: string): number {
+    const partial = this.framer.reset();
+    if (partial > 0) {
+      this.deps.metrics.inc('sluice_serial_partial_frames_total', { source: this.sourceName });
+      this.drops.add('partial_frame', partial, this.deps.clock.now(), `a frame cut short when ${this.cfg.path} ${how}`);
+    }
+    return partial;
   }
 
   private onFrame(frame: Buffer): void {
@@ -288,7 +304,7 @@ export class SerialSource implements Component {
         });
       });
     }
-    this.framer.reset();
+    this.dropPartialFrame('was closed at stop');
     this.drops.flush();
     this.deps.metrics.set('sluice_serial_port_open', { source: this.sourceName }, 0);
     this.state = 'idle';
