@@ -108,6 +108,7 @@ export class SpaceKeeper {
   reassess(): void {
     if (!this.store.open) return;
     let over = this.overage();
+    if (over.bytes > 0 && over.reason === 'min_free_bytes' && this.truncateWal()) over = this.overage();
     if (over.bytes > 0) {
       this.evictSafely(`evicted_${over.reason}`, () => this.overage().bytes <= 0);
       over = this.overage();
@@ -123,6 +124,30 @@ export class SpaceKeeper {
     else if (this.reason === 'disk_full') {
       if (this.roomAfterDiskFull()) this.clearFull();
     } else if (this.reason !== null) this.clearFull();
+  }
+
+  /**
+   * The WAL file keeps its largest size (megabytes after a backlog) and min_free_bytes counts it
+   * as used: once its pages are checkpointed, that room is the journal's own. Hands it back to the
+   * filesystem; returns whether the file got smaller.
+   */
+  private truncateWal(): boolean {
+    const wal = `${this.opts.path}-wal`;
+    const size = (): number => {
+      try {
+        return statSync(wal).size;
+      } catch {
+        return 0;
+      }
+    };
+    const before = size();
+    if (before === 0) return false;
+    try {
+      this.store.checkpoint('TRUNCATE');
+    } catch (err) {
+      this.opts.logger.debug({ err }, 'journal: could not truncate the WAL yet');
+    }
+    return size() < before;
   }
 
   /** A commit found no room on the disk: refuse appends and make room by policy. */
