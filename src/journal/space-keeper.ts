@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../util/clock.js';
@@ -33,6 +34,12 @@ const DISK_FULL_HEADROOM = 256 * 1024;
  * again many times a minute: say so (log line, alarm record) at most once a minute per reason.
  */
 const REPEAT_NOTICE_MS = 60_000;
+
+/**
+ * Room kept on a nearly full filesystem, beyond min_free_bytes, so that the group commit after the
+ * last one taken can still be checkpointed (a default commit of 2000 readings is about 0.5 MB).
+ */
+const CHECKPOINT_ROOM = 1024 * 1024;
 
 /**
  * Decides from one place whether the journal is full and whether room came back, and makes room
@@ -107,14 +114,46 @@ export class SpaceKeeper {
   reassess(): void {
     if (!this.store.open) return;
     let over = this.overage();
+    if (over.bytes > 0 && over.reason === 'min_free_bytes' && this.truncateWal()) over = this.overage();
     if (over.bytes > 0) {
       this.evictSafely(`evicted_${over.reason}`, () => this.overage().bytes <= 0);
       over = this.overage();
     }
+    let short = over.bytes <= 0 && this.checkpointShort();
+    if (short || (over.bytes <= 0 && this.reason === 'disk_full' && !this.roomAfterDiskFull())) {
+      // Evict (policy permitting) until there is room to take records again, not merely to the brink.
+      this.evictSafely('evicted_disk_full', () => (this.walRoom() ?? Infinity) >= CHECKPOINT_ROOM + DISK_FULL_HEADROOM);
+      short = this.checkpointShort();
+    }
     if (over.bytes > 0) this.setFull(over.reason);
+    else if (short) this.setFull('disk_full');
     else if (this.reason === 'disk_full') {
       if (this.roomAfterDiskFull()) this.clearFull();
     } else if (this.reason !== null) this.clearFull();
+  }
+
+  /**
+   * The WAL file keeps its largest size (megabytes after a backlog) and min_free_bytes counts it
+   * as used: once its pages are checkpointed, that room is the journal's own. Hands it back to the
+   * filesystem; returns whether the file got smaller.
+   */
+  private truncateWal(): boolean {
+    const wal = `${this.opts.path}-wal`;
+    const size = (): number => {
+      try {
+        return statSync(wal).size;
+      } catch {
+        return 0;
+      }
+    };
+    const before = size();
+    if (before === 0) return false;
+    try {
+      this.store.checkpoint('TRUNCATE');
+    } catch (err) {
+      this.opts.logger.debug({ err }, 'journal: could not truncate the WAL yet');
+    }
+    return size() < before;
   }
 
   /** A commit found no room on the disk: refuse appends and make room by policy. */
@@ -179,12 +218,81 @@ export class SpaceKeeper {
     return worst;
   }
 
-  /** Room measured, not hoped for: free pages inside the file count, the reserve does not. */
+  /**
+   * Bytes the database file must still grow by before its WAL can be checkpointed: pages committed
+   * in the WAL beyond the file's end. Until a checkpoint completes the WAL cannot start over, so
+   * every write (a cursor move, a deletion) needs new room on the filesystem: free pages inside
+   * the file do not help while this is above 0.
+   */
+  private checkpointDebt(): number {
+    const { used, free, pageSize } = this.store.pages();
+    let size: number;
+    try {
+      size = statSync(this.opts.path).size;
+    } catch {
+      return 0;
+    }
+    return Math.max(0, (used + free) * pageSize - size);
+  }
+
+  /**
+   * Whether the filesystem is too full for the next group commit to be checkpointed afterwards. A
+   * journal that let the disk fill past that point could never write again, not even to delete
+   * what Kafka confirmed (the WAL can neither grow nor start over): so it stops taking records
+   * first. Near the bound it checkpoints at once, and pays a checkpoint debt from the file's own
+   * free pages (incremental_vacuum shortens the file) when the filesystem cannot.
+   */
+  private checkpointShort(): boolean {
+    const fsFree = this.opts.freeBytes(dirname(this.opts.path));
+    if (fsFree === null) return false;
+    const spare = this.reserve.held ? 0 : -this.reserve.size;
+    const debt = this.checkpointDebt();
+    if (debt > 0 && fsFree + spare < debt + CHECKPOINT_ROOM) this.settleDebt(debt);
+    return (this.walRoom() ?? Infinity) < CHECKPOINT_ROOM;
+  }
+
+  /**
+   * Room for commits, measured: free bytes on the filesystem (the reserve, once given back, not
+   * counted) and free pages in the file, less the checkpoint debt (free pages pay it too:
+   * settleDebt hands them back). Null when the filesystem cannot be measured.
+   */
+  private walRoom(): number | null {
+    const fsFree = this.opts.freeBytes(dirname(this.opts.path));
+    if (fsFree === null) return null;
+    const { free, pageSize } = this.store.pages();
+    return fsFree - (this.reserve.held ? 0 : this.reserve.size) + free * pageSize - this.checkpointDebt();
+  }
+
+  /** Checkpoints; when the file cannot grow enough for that, first hands free pages back. Returns the debt left. */
+  private settleDebt(debt: number): number {
+    try {
+      this.store.checkpoint('PASSIVE');
+    } catch (err) {
+      this.opts.logger.debug({ err }, 'journal: checkpoint did not complete yet');
+    }
+    const left = this.checkpointDebt();
+    const { free, pageSize } = this.store.pages();
+    if (left === 0 || free === 0) return left;
+    try {
+      this.withReserve(() => this.store.releasePages(Math.min(free, Math.ceil(debt / pageSize) + 16)));
+      this.store.checkpoint('PASSIVE');
+    } catch (err) {
+      this.opts.logger.debug({ err }, 'journal: could not shorten the file for a checkpoint yet');
+    }
+    return this.checkpointDebt();
+  }
+
+  /**
+   * Room measured, not hoped for: free pages inside the file count once the WAL can be
+   * checkpointed (before, every write needs the filesystem); the reserve does not count.
+   */
   private roomAfterDiskFull(): boolean {
     const { free, pageSize } = this.store.pages();
     const fsFree = this.opts.freeBytes(dirname(this.opts.path)) ?? 0;
+    const debt = this.checkpointDebt();
+    if (debt > 0) return false;
     const usable = fsFree - (this.reserve.held ? 0 : this.reserve.size) + free * pageSize;
-    return usable >= (this.bounds.minFreeBytes ?? 0) + DISK_FULL_HEADROOM;
+    return usable >= (this.bounds.minFreeBytes ?? 0) + CHECKPOINT_ROOM + DISK_FULL_HEADROOM;
   }
 
   private setFull(reason: FullReason): void {

@@ -1,52 +1,29 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, statfsSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { brokersForFile } from '../helpers/brokers.js';
 import { Daemon, writeConfig } from '../helpers/daemon.js';
 import { accountSeqs, gapPayloads } from '../helpers/gaps.js';
 import { journalCounts } from '../helpers/journal-file.js';
 import { consumeOrEmpty, type KafkaMessage, consumeUntil } from '../helpers/kcat.js';
 import { Publisher } from '../helpers/publisher.js';
+import { fillDisk, freeBytes, SmallDisks } from '../helpers/small-disk.js';
 import { checkDelivery, expectedReadings } from '../helpers/verify.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 // A real full filesystem: the journal lives on an 8 MiB tmpfs, min_free_bytes = 0 so sluice's
 // own guard does not stop it first, and a filler file takes most of the space.
 const { dir: base, mosquitto, kafka } = brokersForFile({ kafkaAway: true });
-const mounts: string[] = [];
-
-function unmountAll(): void {
-  for (const m of mounts.splice(0)) execFileSync('umount', ['-l', m], { stdio: 'ignore' });
-}
-after(unmountAll);
-
-function smallDisk(name: string): string {
-  const dir = join(base, name);
-  mkdirSync(dir, { recursive: true });
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', dir], { stdio: 'pipe' });
-  } catch (err) {
-    throw new Error(`this test needs a real small filesystem and could not mount an 8 MiB tmpfs at ${dir} (run as root): ${String((err as { stderr?: Buffer }).stderr ?? err)}`);
-  }
-  mounts.push(dir);
-  return dir;
-}
-
-function freeBytes(dir: string): number {
-  const s = statfsSync(dir);
-  return s.bavail * s.bsize;
-}
+const disks = new SmallDisks(base);
 
 const kafkaUntil = (topic: string, done: (m: KafkaMessage[]) => boolean, what: string, timeoutMs?: number): Promise<KafkaMessage[]> =>
   consumeUntil(() => kafka.bootstrap, topic, done, what, timeoutMs);
 
 /** A daemon whose journal is on a fresh 8 MiB tmpfs with ~1.5 MiB left: room to start, not for 8000 readings (~1.8 MB of payload). */
 function onFullDisk(name: string, mqttExtra?: string): { disk: string; filler: string; daemon: Daemon } {
-  const disk = smallDisk(name);
-  const filler = join(disk, 'filler');
-  writeFileSync(filler, Buffer.alloc(freeBytes(disk) - 1536 * 1024));
+  const disk = disks.mount(name, 8);
+  const filler = fillDisk(disk, 1536 * 1024);
   const config = writeConfig({
     dir: disk,
     mqttUrl: mosquitto.url,
@@ -95,7 +72,7 @@ test('disk full under backpressure (real 8 MiB tmpfs): no crash, alarm, the data
     const code = await daemon.stop();
     console.log(daemon.lines.filter((l) => /journal|MQTT|disk/.test(l)).slice(0, 40).map((l) => l.slice(0, 300)).join('\n'));
     if (existsSync(filler)) unlinkSync(filler);
-    unmountAll();
+    disks.unmountAll();
     assert.equal(code, 0);
   }
 });
@@ -145,7 +122,7 @@ test('disk full under drop_oldest (real 8 MiB tmpfs): the oldest are evicted wit
   } finally {
     const code = await daemon.stop();
     if (existsSync(filler)) unlinkSync(filler);
-    unmountAll();
+    disks.unmountAll();
     assert.equal(code, 0);
   }
 });

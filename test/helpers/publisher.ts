@@ -52,7 +52,7 @@ export class Publisher {
 }
 
 /**
- * Publishes readings round-robin over `devices` topics at about `ratePerSec` until stopped,
+ * Publishes readings round-robin over `devices` topics "<prefix>/d<i>/reading" at about `ratePerSec` until stopped,
  * remembering which ones the broker acknowledged: those are what must reach Kafka.
  */
 export class StreamPublisher {
@@ -62,7 +62,7 @@ export class StreamPublisher {
   private readonly pub: Publisher;
   ackedCount = 0;
 
-  constructor(url: string, private readonly devices: number, private readonly ratePerSec: number) {
+  constructor(url: string, private readonly devices: number, private readonly ratePerSec: number, private readonly prefix = 'dev') {
     this.pub = new Publisher(url);
   }
 
@@ -85,7 +85,7 @@ export class StreamPublisher {
         n++;
         const device = `d${d}`;
         const p = this.pub
-          .publish(`dev/${device}/reading`, reading(device, seq))
+          .publish(`${this.prefix}/${device}/reading`, reading(device, seq))
           .then(() => {
             let l = this.acked.get(device);
             if (!l) this.acked.set(device, (l = []));

@@ -3,12 +3,14 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 /**
  * A loopback TCP proxy that can misbehave on demand, to play a hung or lossy network between
  * sluice and Kafka: `stall()` keeps every connection open but forwards nothing (and accepts new
- * connections without forwarding); `drop()` resets every connection; `release()` forwards again.
+ * connections without forwarding); `drop()` resets every connection; `refuse()` resets every
+ * connection, new ones too; `release()` forwards again.
  */
 export class TcpProxy {
   private server: Server | null = null;
   private readonly pairs = new Set<[Socket, Socket]>();
   private stalled = false;
+  private refusing = false;
   port = 0;
 
   constructor(private readonly target: () => { host: string; port: number }) {}
@@ -21,6 +23,10 @@ export class TcpProxy {
   }
 
   private accept(client: Socket): void {
+    if (this.refusing) {
+      client.resetAndDestroy();
+      return;
+    }
     const upstream = connect(this.target());
     const pair: [Socket, Socket] = [client, upstream];
     this.pairs.add(pair);
@@ -54,8 +60,15 @@ export class TcpProxy {
     }
   }
 
+  /** The broker is away: every connection is reset, new ones at once (like a stopped broker, without its restart time). */
+  refuse(): void {
+    this.refusing = true;
+    this.drop();
+  }
+
   release(): void {
     this.stalled = false;
+    this.refusing = false;
     for (const [a, b] of this.pairs) {
       a.resume();
       b.resume();
