@@ -321,7 +321,7 @@ export class SpaceKeeper {
   private clearFull(): void {
     const now = this.opts.clock.now();
     const fields = { was: this.reason, fullForMs: this.fullSince === null ? null : now - this.fullSince };
-    if (this.notice('room', now)) this.opts.logger.info(fields, 'journal takes records again');
+    if (this.notice(`room:${this.reason}`, now)) this.opts.logger.info(fields, 'journal takes records again');
     else this.opts.logger.debug(fields, 'journal takes records again');
     this.reason = null;
     this.fullSince = null;
