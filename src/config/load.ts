@@ -5,6 +5,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import { SluiceError } from '../errors.js';
 import { compileFilter } from '../sinks/topic-filter.js';
 import { camelize, type Camelize } from './camel.js';
+import { checkModbus } from './modbus-check.js';
 import { configSchema, type RawConfig } from './schema.js';
 import { Secret } from './secret.js';
 
@@ -26,6 +27,9 @@ export type SinkConfig = Config['sink'][number];
 export type RouteConfig = SinkConfig['route'][number];
 export type TlsConfig = MqttConfig['tls'];
 export type SerialConfig = Config['serial'][number];
+export type ModbusConfig = Config['modbus'][number];
+export type ModbusDeviceConfig = ModbusConfig['device'][number];
+export type ModbusRegisterConfig = ModbusDeviceConfig['register'][number];
 
 /** Where secrets come from; injectable so tests need not touch the real environment. */
 export interface SecretSources {
@@ -119,6 +123,7 @@ function checkCrossField(raw: RawConfig, errors: string[]): void {
     if ((m.tls.cert_file === undefined) !== (m.tls.key_file === undefined)) errors.push(`mqtt[${i}].tls: cert_file and key_file go together`);
   });
   raw.serial.forEach((p, i) => checkSerial(p, `serial[${i}]`, seen, errors));
+  raw.modbus.forEach((b, i) => checkModbus(b, `modbus[${i}]`, seen, errors));
   raw.sink.forEach((s, i) => {
     const prev = seen.get(`sink:${s.name}`);
     if (prev) errors.push(`sink[${i}].name: "${s.name}" is already used by ${prev}`);
