@@ -31,3 +31,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 bash scripts/fetch-kafka.sh >/dev/null
+
+# pymodbus (PyPI), the Modbus server the Modbus tests poll: a pinned version in a venv in the cache.
+bash scripts/ensure-pymodbus.sh >/dev/null

@@ -17,6 +17,7 @@ import type { KafkaClientFactory } from './sinks/kafka-client.js';
 import { KafkaSink } from './sinks/kafka-sink.js';
 import { MqttSource, type MqttClientFactory } from './sources/mqtt-source.js';
 import { SerialSource, type SerialBinding } from './sources/serial/serial-source.js';
+import { ModbusSource } from './sources/modbus/modbus-source.js';
 import { systemClock, type Clock } from './util/clock.js';
 import { LogTap } from './util/log-tap.js';
 import { sleep } from './util/sleep.js';
@@ -59,6 +60,7 @@ export class Gateway implements OpsView {
   sinks: KafkaSink[];
   sources: MqttSource[];
   serialSources: SerialSource[];
+  modbusSources: ModbusSource[];
   health: HealthSource | null;
   http: OpsServer | null;
   /** Watches sources and sinks for work that does not move. */
@@ -101,6 +103,7 @@ export class Gateway implements OpsView {
     this.sinks = config.sink.map((s) => this.makeSink(s));
     this.sources = config.mqtt.map((m) => this.makeMqtt(m));
     this.serialSources = config.serial.map((p) => this.makeSerial(p));
+    this.modbusSources = config.modbus.map((b) => this.makeModbus(b));
     this.health = config.health.enabled ? this.makeHealth(config) : null;
     this.http = config.http.enabled ? this.makeHttp(config) : null;
     this.stallMonitor = new StallMonitor({ stallAfterMs: config.gateway.stallAfterS * 1000 }, { probes: () => this.probes(), metrics: this.metrics, logger: deps.logger.child({ component: 'stall-monitor' }), clock: this.clock, reportGap: this.gaps.report });
@@ -134,6 +137,10 @@ export class Gateway implements OpsView {
     return new SerialSource(p, { journal: this.journal, logger: this.deps.logger, metrics: this.metrics, clock: this.clock, reportGap: this.gaps.report, binding: this.deps.serialBinding });
   }
 
+  private makeModbus(b: Config['modbus'][number]): ModbusSource {
+    return new ModbusSource(b, { journal: this.journal, logger: this.deps.logger, metrics: this.metrics, clock: this.clock, reportGap: this.gaps.report, binding: this.deps.serialBinding });
+  }
+
   private makeHealth(c: Config): HealthSource {
     return new HealthSource({ intervalS: c.health.intervalS, topic: c.health.topic, journalPath: c.journal.path }, { journal: this.journal, logger: this.deps.logger, metrics: this.metrics, clock: this.clock, gatewayId: this.gatewayId, reportGap: this.gaps.report });
   }
@@ -146,10 +153,10 @@ export class Gateway implements OpsView {
     await this.journal.start();
     this.started.add(this.journal);
     this.journal.registerSinks(this.config.sink.map((s) => s.name));
-    for (const c of [...this.sinks, ...this.sources, ...this.serialSources, this.health, this.http, this.stallMonitor]) if (c) await this.startOne(c);
+    for (const c of [...this.sinks, ...this.sources, ...this.serialSources, ...this.modbusSources, this.health, this.http, this.stallMonitor]) if (c) await this.startOne(c);
     if (this.sinks.length === 0) this.log.warn('no [[sink]] configured: records are journaled and kept until one is');
-    if (this.sources.length + this.serialSources.length === 0) this.log.warn('no [[mqtt]] or [[serial]] source configured: nothing will be ingested');
-    this.log.info({ sources: [...this.sources, ...this.serialSources].map((s) => s.name), sinks: this.sinks.map((s) => s.name) }, 'sluice ready');
+    if (this.sources.length + this.serialSources.length + this.modbusSources.length === 0) this.log.warn('no [[mqtt]], [[serial]] or [[modbus]] source configured: nothing will be ingested');
+    this.log.info({ sources: [...this.sources, ...this.serialSources, ...this.modbusSources].map((s) => s.name), sinks: this.sinks.map((s) => s.name) }, 'sluice ready');
   }
 
   private async startOne(c: Component): Promise<void> {
@@ -217,6 +224,8 @@ export class Gateway implements OpsView {
     const replaceSink = (name: string): boolean => !sameConfig(prevSink.get(name), nextSink.get(name));
     const prevSerial = new Map(prev.serial.map((p) => [p.name, p]));
     const nextSerial = new Map(next.serial.map((p) => [p.name, p]));
+    const prevModbus = new Map(prev.modbus.map((b) => [b.name, b]));
+    const nextModbus = new Map(next.modbus.map((b) => [b.name, b]));
     const healthChanged = !sameConfig(prev.health, next.health);
     const httpChanged = !sameConfig(prev.http, next.http);
 
@@ -230,6 +239,14 @@ export class Gateway implements OpsView {
         await this.stopOne(s);
         changed.push(s.name);
       } else keptSources.push(s);
+    }
+    const keptModbus: ModbusSource[] = [];
+    for (const s of this.modbusSources) {
+      const name = s.name.slice('modbus:'.length);
+      if (!sameConfig(prevModbus.get(name), nextModbus.get(name))) {
+        await this.stopOne(s);
+        changed.push(s.name);
+      } else keptModbus.push(s);
     }
     const keptSerial: SerialSource[] = [];
     for (const s of this.serialSources) {
@@ -253,6 +270,7 @@ export class Gateway implements OpsView {
     for (const name of nextSink.keys()) if (!prevSink.has(name)) changed.push(`sink:${name}`);
     for (const name of nextMqtt.keys()) if (!prevMqtt.has(name)) changed.push(`mqtt:${name}`);
     for (const name of nextSerial.keys()) if (!prevSerial.has(name)) changed.push(`serial:${name}`);
+    for (const name of nextModbus.keys()) if (!prevModbus.has(name)) changed.push(`modbus:${name}`);
 
     this.config = effective;
     this.classify = classifierForConfig(effective);
@@ -269,6 +287,9 @@ export class Gateway implements OpsView {
     const keptSerialNames = new Set(keptSerial.map((s) => s.name));
     this.serialSources = effective.serial.map((cfg) => keptSerial.find((s) => s.name === `serial:${cfg.name}`) ?? this.makeSerial(cfg));
     for (const s of this.serialSources) if (!keptSerialNames.has(s.name)) await this.startOne(s);
+    const keptModbusNames = new Set(keptModbus.map((s) => s.name));
+    this.modbusSources = effective.modbus.map((cfg) => keptModbus.find((s) => s.name === `modbus:${cfg.name}`) ?? this.makeModbus(cfg));
+    for (const s of this.modbusSources) if (!keptModbusNames.has(s.name)) await this.startOne(s);
     if (healthChanged) {
       changed.push('health');
       this.health = effective.health.enabled ? this.makeHealth(effective) : null;
@@ -299,7 +320,7 @@ export class Gateway implements OpsView {
     const work = (async () => {
       // A reload in progress finishes first, so it cannot start a component after the stop.
       await Promise.race([this.reloadChain, sleep(Math.max(0, deadline - Date.now() - 1000))]);
-      const order: (Component | null)[] = [this.stallMonitor, this.http, this.health, ...this.serialSources, ...this.sources, ...this.sinks, this.journal];
+      const order: (Component | null)[] = [this.stallMonitor, this.http, this.health, ...this.modbusSources, ...this.serialSources, ...this.sources, ...this.sinks, this.journal];
       for (const c of order) {
         if (!c) continue;
         await this.stopOne(c, Math.max(100, deadline - Date.now() - 500));
@@ -349,7 +370,7 @@ export class Gateway implements OpsView {
   }
 
   sourceStates(): { name: string; state: string }[] {
-    const out = [...this.sources, ...this.serialSources].map((s) => ({ name: s.name, state: this.started.has(s) ? s.connectionState : 'stopped' }));
+    const out = [...this.sources, ...this.serialSources, ...this.modbusSources].map((s) => ({ name: s.name, state: this.started.has(s) ? s.connectionState : 'stopped' }));
     if (this.health) out.push({ name: this.health.name, state: this.started.has(this.health) ? 'running' : 'stopped' });
     return out;
   }

@@ -19,6 +19,7 @@ import { MosquittoBroker } from '../../test/helpers/mosquitto.js';
 import { freePort } from '../../test/helpers/net.js';
 import { tempDir } from '../../test/helpers/tmp.js';
 import { delay, waitFor } from '../../test/helpers/wait-for.js';
+import { benchModbus, VALUES_PER_POLL } from './modbus.js';
 import { sample } from './proc.js';
 import { benchRecord } from './records.js';
 import { figure, percentile, type Figure } from './stats.js';
@@ -419,6 +420,12 @@ async function main(): Promise<void> {
   rows.push({ scenario: 'cpu', figure: 'ingest, durability crash', unit: 'µs/msg', sluice: figure(ing.crash.map((r) => r.cpuUsPerMsg)), baseline: { name: 'bare subscriber', value: figure(ing.bare.map((r) => r.cpuUsPerMsg)) } });
   rows.push({ scenario: 'cpu', figure: 'drain, compression none', unit: 'µs/msg', sluice: figure(dr.sluice.map((r) => r.cpuUsPerMsg)) });
   rows.push({ scenario: 'cpu', figure: 'drain, zstd', unit: 'µs/msg', sluice: figure(dr.zstd.map((r) => r.cpuUsPerMsg)) });
+
+  // 8: Modbus polling on one bus (no Kafka involved: polls are journaled, durability power).
+  const mb: Awaited<ReturnType<typeof benchModbus>>[] = [];
+  for (let i = 0; i < size.runs; i++) mb.push(await benchModbus(smoke ? 2 : 10, join(tmp.path, `modbus-${i}`)));
+  rows.push({ scenario: 'modbus', figure: `polls/s on one Modbus TCP bus (pymodbus on loopback, 4 devices × ${VALUES_PER_POLL} values in 2 requests, one request at a time)`, unit: 'polls/s', sluice: figure(mb.map((r) => r.pollsPerS)) });
+  rows.push({ scenario: 'cpu', figure: 'modbus polling, per polled value (decode, record, journal commit)', unit: 'µs/value', sluice: figure(mb.map((r) => r.cpuUsPerValue)) });
 
   await admin.disconnect();
   const info = machine();

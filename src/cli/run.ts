@@ -144,5 +144,5 @@ async function reloadFromFile(path: string, io: CliIo, gateway: Gateway, notifie
 }
 
 function statusText(gateway: Gateway): string {
-  return forwardingStatus({ mqtt: gateway.sources.length, serial: gateway.serialSources.length, sinks: gateway.sinks.length });
+  return forwardingStatus({ mqtt: gateway.sources.length, serial: gateway.serialSources.length + gateway.modbusSources.length, sinks: gateway.sinks.length });
 }

@@ -6,7 +6,8 @@ import { SluiceError } from '../errors.js';
 import { compileFilter } from '../sinks/topic-filter.js';
 import { camelize, type Camelize } from './camel.js';
 import { MQTT_MAX_STRING_BYTES } from './grammar.js';
-import { configSchema, mqttSchema, serialSchema, sinkSchema, type RawConfig } from './schema.js';
+import { checkModbus } from './modbus-check.js';
+import { configSchema, modbusSchema, mqttSchema, serialSchema, sinkSchema, type RawConfig } from './schema.js';
 import { Secret } from './secret.js';
 import { checkTlsFiles, readRegularFile, realConfigFiles, type ConfigFiles } from './tls-files.js';
 
@@ -15,11 +16,13 @@ type RawMqtt = RawConfig['mqtt'][number];
 type RawSink = RawConfig['sink'][number];
 type RawSasl = NonNullable<RawSink['sasl']>;
 type RawSerial = RawConfig['serial'][number];
+type RawModbus = RawConfig['modbus'][number];
 
 /** The list sections that passed the schema, each item with its index in the file. */
 interface ParsedParts {
   mqtt: [number, RawMqtt][];
   serial: [number, RawSerial][];
+  modbus: [number, RawModbus][];
   sink: [number, RawSink][];
   /** Per item path ("serial[3]"), the keys left out (to their defaults) because the schema refused them. */
   dropped: Map<string, string[]>;
@@ -38,6 +41,9 @@ export type SinkConfig = Config['sink'][number];
 export type RouteConfig = SinkConfig['route'][number];
 export type TlsConfig = MqttConfig['tls'];
 export type SerialConfig = Config['serial'][number];
+export type ModbusConfig = Config['modbus'][number];
+export type ModbusDeviceConfig = ModbusConfig['device'][number];
+export type ModbusRegisterConfig = ModbusDeviceConfig['register'][number];
 
 /** Where secrets come from; injectable so tests need not touch the real environment. */
 export interface SecretSources {
@@ -101,7 +107,7 @@ export function parseConfig(text: string, opts: { baseDir?: string; secrets?: Se
   const errors: string[] = [];
   const gatewayId = raw.gateway.id ?? sanitizeHostname(opts.hostname ?? hostname());
   const indexed = <T>(items: T[]): [number, T][] => items.map((item, i) => [i, item]);
-  checkCrossField({ mqtt: indexed(raw.mqtt), serial: indexed(raw.serial), sink: indexed(raw.sink), dropped: new Map() }, gatewayId, files, errors);
+  checkCrossField({ mqtt: indexed(raw.mqtt), serial: indexed(raw.serial), modbus: indexed(raw.modbus), sink: indexed(raw.sink), dropped: new Map() }, gatewayId, files, errors);
   const resolved: ResolvedConfig = {
     ...raw,
     gateway: { ...raw.gateway, id: gatewayId },
@@ -157,7 +163,7 @@ function parsePartly(data: unknown): ParsedParts {
       return [[i, rest.data]];
     });
   };
-  return { mqtt: items('mqtt', mqttSchema), serial: items('serial', serialSchema), sink: items('sink', sinkSchema), dropped };
+  return { mqtt: items('mqtt', mqttSchema), serial: items('serial', serialSchema), modbus: items('modbus', modbusSchema), sink: items('sink', sinkSchema), dropped };
 }
 
 /** Whether a cross-field line is about an item's key the schema already refused (its default stood in). */
@@ -198,6 +204,7 @@ function checkCrossField(raw: ParsedParts, gatewayId: string, files: ConfigFiles
     checkTlsFiles(m.tls, `mqtt[${i}].tls`, files, errors);
   });
   raw.serial.forEach(([i, p]) => checkSerial(p, `serial[${i}]`, seen, errors));
+  raw.modbus.forEach(([i, b]) => checkModbus(b, `modbus[${i}]`, seen, errors));
   raw.sink.forEach(([i, s]) => {
     const prev = seen.get(`sink:${s.name}`);
     if (prev) errors.push(`sink[${i}].name: "${s.name}" is already used by ${prev}`);

@@ -85,6 +85,47 @@ export const serialSchema = z.strictObject({
   reopen_max_ms: g.durationMs(10).default(30000).describe('Largest reopen delay, in milliseconds. Default 30000.'),
 });
 
+const modbusRegisterSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "_", "." or "-"').describe('Name of the value in the poll record. Required, unique per device.'),
+  table: z.enum(['coils', 'discrete_inputs', 'holding_registers', 'input_registers']).default('holding_registers').describe('Which table to read, i.e. the read function: "coils" (01), "discrete_inputs" (02), "holding_registers" (03) or "input_registers" (04). Default "holding_registers".'),
+  address: z.number().int().min(0).max(65535).describe('Zero-based protocol address of the first register or bit (a data sheet\'s "40001" is address 0 of holding_registers). Required, 0-65535.'),
+  type: z.enum(['bool', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float32', 'float64', 'string']).default('uint16').describe('Data type: "bool" (coils and discrete inputs are always bool; a register reads true when non-zero), "int16"/"uint16" (1 register), "int32"/"uint32"/"float32" (2), "int64"/"uint64"/"float64" (4), "string" (count registers, 2 characters each). A 64-bit integer beyond 2^53 is shipped as a decimal string. Default "uint16".'),
+  count: z.number().int().min(1).max(125).optional().describe('Registers the value occupies. Required for "string" (at most 125); for other types it follows from the type and, if given, must agree.'),
+  order: z.enum(['ABCD', 'CDAB', 'BADC', 'DCBA']).default('ABCD').describe('Byte and word order of multi-byte values, named by where the bytes of the big-endian value land: "ABCD" big-endian (Modbus standard), "CDAB" word-swapped (common in energy meters), "BADC" byte-swapped, "DCBA" little-endian. 16-bit values only see the byte order (BADC/DCBA swap their two bytes). Default "ABCD".'),
+  scale: z.number().finite().default(1).describe('The decoded number is multiplied by this, then offset is added. Default 1.'),
+  offset: z.number().finite().default(0).describe('Added after scale. Default 0.'),
+  unit: z.string().optional().describe('Engineering unit shipped with the value, e.g. "V", "kWh". Default: none.'),
+  deadband: z.number().min(0).optional().describe('report = "on_change": a change smaller than this (after scaling) does not count as a change. Default: any change counts.'),
+});
+
+const modbusDeviceSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, "_", "." or "-"').describe('Name of the device; it is {device} in the topic and the record key. Required, unique per bus.'),
+  unit_id: z.number().int().min(0).max(255).describe('Modbus unit (slave) id: 1-247 on RTU; 0-255 on TCP (gateways route by it; a plain TCP device often answers to 1 or 255). Required.'),
+  poll_interval_ms: z.number().int().min(10).max(86400000).default(1000).describe('Time between polls of this device, in milliseconds. A poll still running when the next is due makes that one skipped and counted (sluice_modbus_overruns_total). Default 1000.'),
+  timeout_ms: z.number().int().min(1).max(60000).default(500).describe('How long to wait for each response, in milliseconds. Default 500.'),
+  retries: z.number().int().min(0).max(10).default(1).describe('Requests repeated after a timeout, CRC error, garbled answer or "device busy" exception, before the values are reported bad. While the device is already failing it gets no retries, so a dead device holds the bus for at most timeout_ms per poll. Default 1.'),
+  report: z.enum(['every_poll', 'on_change']).default('every_poll').describe('"every_poll": each poll is journaled. "on_change": a poll is journaled only when a value changed (beyond its deadband) or a quality changed since the last journaled one; saves bandwidth on metered links. Default "every_poll".'),
+  register: z.array(modbusRegisterSchema).min(1, 'at least one register is needed').describe('The register map: the values read at each poll.'),
+});
+
+export const modbusSchema = z.strictObject({
+  name: g.componentName().describe('Name of this bus; records carry "modbus:<name>" as their source. Required, unique.'),
+  transport: z.enum(['rtu', 'tcp']).default('rtu').describe('"rtu": Modbus RTU on a serial port (RS-485), `path` and the line settings. "tcp": Modbus TCP to `address`. Default "rtu".'),
+  path: z.string().min(1).optional().describe('rtu: device path of the RS-485 adapter; prefer its /dev/serial/by-id/... link. Required for rtu.'),
+  baud_rate: z.number().int().min(300).max(4000000).default(9600).describe('rtu: line speed, in bits per second. Default 9600.'),
+  data_bits: z.union([z.literal(7), z.literal(8)]).default(8).describe('rtu: data bits; Modbus RTU uses 8. Default 8.'),
+  parity: z.enum(['none', 'even', 'odd']).default('even').describe('rtu: parity. The Modbus standard default is "even" (with 1 stop bit); many devices ship with "none" and 2 stop bits, or "none" and 1. Default "even".'),
+  stop_bits: z.union([z.literal(1), z.literal(2)]).default(1).describe('rtu: stop bits. Default 1.'),
+  frame_gap_ms: z.number().min(0).max(1000).optional().describe('rtu: silence kept on the bus between a response and the next request, in milliseconds. Default: 3.5 character times at the baud rate (1.75 ms above 19200 baud, as the standard says), rounded up to whole milliseconds; raise it for slow devices or USB adapters that need it.'),
+  address: g.brokerAddress().optional().describe('tcp: the device or gateway, "host:port" (port 502 usually). Required for tcp.'),
+  connect_timeout_ms: g.durationMs(100).default(5000).describe('tcp: connect timeout, in milliseconds. Default 5000.'),
+  topic: g.mqttTopicName().default('modbus/{name}/{device}').describe('Source topic of the poll records; {name} is the bus name, {device} the device name. Default "modbus/{name}/{device}".'),
+  overflow: overflowSchema.default('backpressure').describe('When the journal is full: a poll cannot wait, so with "backpressure" its record is dropped and counted (a gap record per second says how many); with "drop_oldest" this bus\'s oldest journaled records are evicted to make room instead. Default "backpressure".'),
+  reopen_min_ms: z.number().int().min(10).default(1000).describe('A missing or unplugged port (or refused TCP connection) is retried after this delay, in milliseconds; it doubles (with jitter) up to reopen_max_ms, forever. Default 1000.'),
+  reopen_max_ms: z.number().int().min(10).default(30000).describe('Largest reopen delay, in milliseconds. Default 30000.'),
+  device: z.array(modbusDeviceSchema).min(1, 'at least one device is needed').describe('The devices on this bus, polled one request at a time.'),
+});
+
 const routeSchema = z.strictObject({
   match: z.string().min(1).describe('Topic filter with optional named wildcards: "+name" matches one level, "#name" (last) the rest. E.g. "sensors/+site/+device/#".'),
   topic: g.kafkaTopicTemplate().describe('Kafka topic; may use {name} placeholders from the match (filled-in values have characters Kafka refuses replaced by "_").'),
@@ -191,6 +232,7 @@ export const configSchema = z.strictObject({
     .describe('Gateway health as data: records shipped through the journal like any reading (source "sluice:health").'),
   mqtt: z.array(mqttSchema).default([]).describe('MQTT sources.'),
   serial: z.array(serialSchema).default([]).describe('Serial-port sources (sensors on a UART or USB-serial adapter).'),
+  modbus: z.array(modbusSchema).default([]).describe('Modbus sources: one entry per bus (an RS-485 port with Modbus RTU, or a Modbus TCP connection), each with the devices polled on it.'),
   sink: z.array(sinkSchema).default([]).describe('Kafka sinks.'),
 });
 

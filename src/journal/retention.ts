@@ -52,10 +52,11 @@ export function buildClassifier(config: Pick<Config, 'sink'>, sourcePolicies: Re
 }
 
 /** The journal's classifier for a whole config: each source's `overflow`, then the routes' `priority` and `overflow`. */
-export function classifierForConfig(config: Pick<Config, 'sink' | 'mqtt' | 'serial'>): Classify {
+export function classifierForConfig(config: Pick<Config, 'sink' | 'mqtt' | 'serial'> & Partial<Pick<Config, 'modbus'>>): Classify {
   const policies = new Map<string, Overflow>([
     ...config.mqtt.map((m) => [`mqtt:${m.name}`, m.overflow] as const),
     ...config.serial.map((p) => [`serial:${p.name}`, p.overflow] as const),
+    ...(config.modbus ?? []).map((b) => [`modbus:${b.name}`, b.overflow] as const),
   ]);
   return buildClassifier(config, policies);
 }

@@ -19,7 +19,7 @@ test('bench smoke: every scenario produces figures (values are not judged here)'
   assert.ok(json, 'JSON figures written');
   const result = JSON.parse(readFileSync(join(tmp.path, json), 'utf8')) as { rows: { scenario: string; figure: string; sluice: { median: number }; baseline?: { value: { median: number } } }[] };
   const scenarios = new Set(result.rows.map((r) => r.scenario));
-  assert.deepEqual([...scenarios].sort(), ['cpu', 'drain', 'flash writes', 'ingest', 'live end-to-end', 'memory', 'restart']);
+  assert.deepEqual([...scenarios].sort(), ['cpu', 'drain', 'flash writes', 'ingest', 'live end-to-end', 'memory', 'modbus', 'restart']);
   for (const r of result.rows) {
     assert.ok(Number.isFinite(r.sluice.median), `${r.scenario} / ${r.figure}: no figure`);
     if (r.baseline) assert.ok(Number.isFinite(r.baseline.value.median), `${r.scenario} / ${r.figure}: no baseline figure`);

@@ -72,3 +72,10 @@ export function consumeUntil(bootstrap: () => string, topic: string, done: (m: K
     { timeoutMs, intervalMs: 1000, what },
   );
 }
+
+/**
+ * kcat options for a topic still being written to: librdkafka reports the end of a partition only
+ * when a fetch comes back empty, and with its default fetch wait (500 ms) a partition written a few
+ * times a second never does, so `-e` waits for a lull (tens of seconds, measured). A short wait ends the read at once.
+ */
+export const LIVE_TOPIC = ['-X', 'fetch.wait.max.ms=10'];

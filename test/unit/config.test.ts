@@ -31,7 +31,7 @@ test('config.example.toml validates against the schema', () => {
   assert.equal(c.gateway.id, 'pi-7');
   assert.equal(c.journal.path, '/etc/sluice/data/journal.db');
   assert.equal(c.mqtt.length, 1);
-  assert.equal(c.sink[0]!.route.length, 4);
+  assert.equal(c.sink[0]!.route.length, 5);
   assert.equal(c.serial.length, 1);
   assert.equal(c.serial[0]!.decoder, 'nmea');
 });
