@@ -60,6 +60,11 @@ export function salvageSetAside(store: JournalStore, asidePath: string, lastSeq:
         recovered.push([row.first_seq, row.last_seq]);
       }
       for (const [sink, seq] of cursors ?? []) if (store.cursor(sink) === undefined) store.setCursorRow(sink, seq);
+      // The copied rows keep their clock epochs, so their times are still corrected (or marked) as before.
+      // An epoch beginning past the last copied row would date the live journal's own records: left out.
+      const lastCopied = recovered.reduce((m, [, b]) => Math.max(m, b), 0);
+      const nextId = store.epochRows().reduce((m, e) => Math.max(m, e.id), 0) + 1;
+      reader.epochs().filter((e) => e.first_seq <= lastCopied).forEach((e, i) => store.putEpoch({ ...e, id: nextId + i }));
       store.setSalvageState(asidePath, 'done');
     });
     if (!result.cursorsKnown && recovered.length) store.newSinkCursor = recovered[0]![0] - 1;

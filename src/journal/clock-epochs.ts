@@ -9,6 +9,9 @@ export interface StampedTime {
   quality: TimeQuality;
 }
 
+/** Epochs always kept, however old: a handful per boot, a few kilobytes. */
+const KEEP_EPOCHS = 64;
+
 interface Epoch {
   id: number;
   firstSeq: number;
@@ -91,7 +94,7 @@ export class ClockEpochs implements CommitHook {
     if (this.unsaved.length === 0) return null;
     const rows = this.unsaved.slice();
     for (const e of rows) this.store.putEpoch({ id: e.id, first_seq: e.firstSeq, boot_id: e.boot, offset_ms: e.offset, synced: e.synced ? 1 : 0 });
-    const gone = this.prunable(this.store.deletedThrough());
+    const gone = this.prunable((this.store.firstStoredSeq() ?? rows[0]!.firstSeq) - 1);
     for (const e of gone) this.store.deleteEpoch(e.id);
     return () => {
       this.unsaved = this.unsaved.filter((e) => !rows.includes(e));
@@ -108,14 +111,17 @@ export class ClockEpochs implements CommitHook {
     (done as (() => void) | null)?.();
   }
 
-  /** Epochs all of whose seqs are deleted, except a boot's latest synced one while that boot has records. */
-  private prunable(deletedThrough: number): Epoch[] {
+  /**
+   * Epochs all of whose seqs are gone from the journal, except a boot's latest synced one while that
+   * boot has records, and the last KEEP_EPOCHS (a gap record may still name seqs evicted from them).
+   */
+  private prunable(goneThrough: number): Epoch[] {
     const out: Epoch[] = [];
     const liveBoots = new Set<string>();
     for (let i = 0; i < this.epochs.length; i++) {
       const e = this.epochs[i]!;
       const next = this.epochs[i + 1];
-      const dead = next !== undefined && next.firstSeq <= deletedThrough + 1 && e !== this.current;
+      const dead = next !== undefined && next.firstSeq <= goneThrough + 1 && i < this.epochs.length - KEEP_EPOCHS;
       if (dead) out.push(e);
       else liveBoots.add(e.boot);
     }
@@ -130,28 +136,35 @@ export class ClockEpochs implements CommitHook {
 
   /** The best-known capture time of record `seq` whose clock said `time`. */
   timeOf(seq: number, time: number): StampedTime {
-    const e = this.find(seq);
-    if (!e) return { time, quality: 'unsynced' };
-    if (e.synced) return { time, quality: 'synced' };
-    const synced = this.syncOffsets.get(e.boot);
-    if (synced === undefined) return { time, quality: 'unsynced' };
-    return { time: time - e.offset + synced, quality: 'corrected' };
+    const s = this.span(seq);
+    return { time: time + s.delta, quality: s.quality };
   }
 
-  /** The epoch holding `seq`: the last to begin at or before it (the later one when two begin at the same seq). */
-  private find(seq: number): Epoch | undefined {
+  /**
+   * The correction of the epoch holding `seq`, and the seqs it holds ([from, to)): a reader walking
+   * seqs in order looks an epoch up once, not once per record.
+   */
+  span(seq: number): { from: number; to: number; quality: TimeQuality; delta: number } {
     const list = this.epochs;
     let lo = 0;
     let hi = list.length - 1;
-    let found: Epoch | undefined;
+    let at = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
       if (list[mid]!.firstSeq <= seq) {
-        found = list[mid];
+        at = mid;
         lo = mid + 1;
       } else hi = mid - 1;
     }
-    return found;
+    const to = at + 1 < list.length ? list[at + 1]!.firstSeq : Number.POSITIVE_INFINITY;
+    // The epoch holding `seq` is the last to begin at or before it (the later one when two begin at the same seq).
+    const e = at >= 0 ? list[at]! : undefined;
+    const from = e ? e.firstSeq : Number.NEGATIVE_INFINITY;
+    if (!e) return { from, to, quality: 'unsynced', delta: 0 };
+    if (e.synced) return { from, to, quality: 'synced', delta: 0 };
+    const synced = this.syncOffsets.get(e.boot);
+    if (synced === undefined) return { from, to, quality: 'unsynced', delta: 0 };
+    return { from, to, quality: 'corrected', delta: synced - e.offset };
   }
 
   /** Epochs known, for tests and `journal check`. */

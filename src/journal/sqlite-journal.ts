@@ -137,6 +137,8 @@ export class SqliteJournal implements Journal {
     this.started = true;
     // A sync (or jump) seen while nothing is appended must still reach the file: it corrects records already journaled.
     this.unsubscribeClock = this.opts.captureClock?.onChange(() => this.clockChanged()) ?? null;
+    // The clock may have synced while sluice was down (same boot): records already journaled are corrected now, not at the next append.
+    this.clockChanged();
     this.queue.onCommit((seq) => {
       this.writeMark(seq);
       // A commit on the queue's own timer may have turned the journal full (or evicted): report it soon, outside the commit.
@@ -294,12 +296,13 @@ export class SqliteJournal implements Journal {
     const epochs = this.epochs;
     if (epochs) {
       // Corrected as they leave, never rewritten on disk: one offset per boot does it.
+      let span = { from: 1, to: 0, quality: 'unsynced' as TimeQuality, delta: 0 };
       for (const r of records) {
-        const t = epochs.timeOf(r.seq, r.time);
-        r.timeQuality = t.quality;
-        if (t.quality === 'corrected') {
+        if (r.seq < span.from || r.seq >= span.to) span = epochs.span(r.seq);
+        r.timeQuality = span.quality;
+        if (span.quality === 'corrected') {
           r.clockTime = r.time;
-          r.time = t.time;
+          r.time += span.delta;
         }
       }
     }

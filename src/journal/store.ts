@@ -179,6 +179,7 @@ export class JournalStore {
       epochs: db.prepare('SELECT id, first_seq, boot_id, offset_ms, synced FROM clock_epochs'),
       putEpoch: db.prepare('INSERT OR REPLACE INTO clock_epochs (id, first_seq, boot_id, offset_ms, synced) VALUES (?, ?, ?, ?, ?)'),
       deleteEpoch: db.prepare('DELETE FROM clock_epochs WHERE id = ?'),
+      firstStored: db.prepare('SELECT min(first_seq) FROM batches').pluck(),
       setSalvage: db.prepare('INSERT INTO salvage (path, state) VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET state = excluded.state'),
     };
   }
@@ -436,6 +437,11 @@ export class JournalStore {
 
   deleteEpoch(id: number): void {
     this.stmts.deleteEpoch.run(id);
+  }
+
+  /** The lowest seq still stored, or null when no row is. */
+  firstStoredSeq(): number | null {
+    return (this.stmts.firstStored.get() as number | null | undefined) ?? null;
   }
 
   /** Hands free pages back to the filesystem (auto_vacuum = INCREMENTAL). */

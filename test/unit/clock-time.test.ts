@@ -18,7 +18,8 @@ import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const tmp = tempDir();
-after(() => tmp.cleanup());
+if (process.env.KEEP_TMP) console.log("TMP", tmp.path);
+after(() => { if (!process.env.KEEP_TMP) tmp.cleanup(); });
 const silent = pino({ level: 'silent' });
 let n = 0;
 
@@ -455,4 +456,52 @@ value_format = "envelope"
   assert.deepEqual([body.first_time, body.last_time, body.time_quality], [new Date(gapTruth - 5).toISOString(), new Date(gapTruth).toISOString(), 'corrected']);
   await journal.stop();
   await clock.stop();
+});
+
+test('a journal set aside and salvaged at start keeps its clock epochs: its records are still corrected', async () => {
+  const { closeSync, openSync, writeSync } = await import('node:fs');
+  const m = new Machine();
+  const path = newPath();
+  const j = await openJournal(m, path, watch(m));
+  const truths = [capture(m, j, 0)];
+  m.advance(1000);
+  truths.push(capture(m, j, 1));
+  j.flush();
+  await j.stop();
+  const fd = openSync(path, 'r+');
+  writeSync(fd, Buffer.from([0xde, 0xad, 0xbe, 0xef]), 0, 4, 60); // user_version garbled: ours, damaged
+  closeSync(fd);
+  m.advance(1000);
+  m.ntpSync();
+  const j2 = await openJournal(m, path, watch(m));
+  truths.push(capture(m, j2, 2));
+  const out = readAll(j2);
+  assert.deepEqual(out.map((r) => r.timeQuality), ['corrected', 'corrected', 'synced']);
+  assert.deepEqual(out.map((r) => r.time), truths);
+  await j2.stop();
+});
+
+test('epochs whose records are all gone are forgotten, the last 64 kept; the table stays small however often the clock jumps', async () => {
+  const m = new Machine();
+  const path = newPath();
+  const j = await openJournal(m, path, watch(m));
+  for (let i = 0; i < 100; i++) {
+    m.wallError += 1000;
+    capture(m, j, i);
+    j.flush();
+  }
+  j.ack('kafka', 100);
+  m.wallError += 1000;
+  const truth = capture(m, j, 100);
+  m.ntpSync();
+  const out = readAll(j);
+  const db = new Database(path, { readonly: true });
+  const kept = db.prepare('SELECT count(*) FROM clock_epochs').pluck().get() as number;
+  db.close();
+  assert.ok(kept <= 66 && kept >= 64, `kept ${kept} epochs of 101`);
+  assert.equal(out.length, 1);
+  await j.stop();
+  const j2 = await openJournal(m, path, watch(m));
+  assert.equal(readAll(j2)[0]!.time, truth, 'the record left is still corrected');
+  await j2.stop();
 });
