@@ -134,10 +134,11 @@ export class ClockEpochs implements CommitHook {
     return undefined;
   }
 
-  /** The best-known capture time of record `seq` whose clock said `time`. */
+  /** The best-known capture time (whole ms when corrected) of a time `time` the clock said in record `seq`'s epoch. */
   timeOf(seq: number, time: number): StampedTime {
     const s = this.span(seq);
-    return { time: time + s.delta, quality: s.quality };
+    // Whole milliseconds, like the clock's own times.
+    return { time: s.delta === 0 ? time : Math.round(time + s.delta), quality: s.quality };
   }
 
   /**

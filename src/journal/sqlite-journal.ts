@@ -302,7 +302,7 @@ export class SqliteJournal implements Journal {
         r.timeQuality = span.quality;
         if (span.quality === 'corrected') {
           r.clockTime = r.time;
-          r.time += span.delta;
+          r.time = Math.round(r.time + span.delta);
         }
       }
     }

@@ -418,6 +418,9 @@ linger_ms = 0
 match = "dev/+d/#"
 topic = "t"
 value_format = "envelope"
+[[sink.route]]
+match = "sluice/health"
+topic = "h"
 `);
   const clock = watch(m);
   await clock.start();
@@ -429,6 +432,7 @@ value_format = "envelope"
   const gap: GapReport = { reason: 'journal_full', source: 'serial:x', firstTime: m.sources.wall.now() - 5, lastTime: m.sources.wall.now(), count: 2, bytes: 10 };
   journal.append({ time: m.sources.wall.now(), source: GAP_SOURCE, topic: GAP_TOPIC, key: 'gw', payload: Buffer.from(JSON.stringify(gapPayload(gap, 'gw'))), headers: null });
   const gapTruth = m.truth;
+  journal.append({ time: m.sources.wall.now(), source: 'sluice:health', topic: 'sluice/health', key: 'gw', payload: Buffer.from(JSON.stringify({ type: 'health', time: new Date(m.sources.wall.now()).toISOString(), clock_state: 'unsynced' })), headers: null });
   m.advance(1000);
   m.ntpSync();
   await clock.tick();
@@ -437,7 +441,7 @@ value_format = "envelope"
   const batches: OutgoingBatch[] = [];
   const sink = new KafkaSink(config.sink[0]!, { journal, logger: silent, metrics: new Metrics(), clock: m.sources.wall, gatewayId: 'gw', createClient: () => ({ connect: async () => undefined, send: async (b) => void batches.push(b), disconnect: async () => undefined }) });
   await sink.start();
-  await waitFor(() => (journal.cursor('kafka') >= 3 ? true : null), { what: 'all shipped' });
+  await waitFor(() => (journal.cursor('kafka') >= 4 ? true : null), { what: 'all shipped' });
   await sink.stop();
   const msgs = batches.flatMap((b) => b.topicMessages.flatMap((t) => t.messages.map((msg) => ({ topic: t.topic, ...msg }))));
   const readings = msgs.filter((x) => x.topic === 't');
@@ -449,7 +453,9 @@ value_format = "envelope"
   assert.equal(readings[1]!.headers!['sluice.clock_time'], undefined);
   const env = JSON.parse(readings[0]!.value.toString()) as { time: string; time_quality: string };
   assert.deepEqual([env.time, env.time_quality], [new Date(t0).toISOString(), 'corrected']);
-  const gapMsg = msgs.find((x) => x.topic !== 't')!;
+  const health = msgs.find((x) => x.topic === 'h')!;
+  assert.deepEqual(JSON.parse(health.value.toString()), { type: 'health', time: new Date(gapTruth).toISOString(), clock_state: 'unsynced', time_quality: 'corrected' }, 'a health record\'s time is corrected too');
+  const gapMsg = msgs.find((x) => x.topic !== 't' && x.topic !== 'h')!;
   assert.equal(gapMsg.headers!['sluice.time_quality'], 'corrected');
   assert.equal(gapMsg.timestamp, String(gapTruth));
   const body = JSON.parse(gapMsg.value.toString()) as { first_time: string; last_time: string; time_quality: string };
