@@ -511,3 +511,11 @@ test('epochs whose records are all gone are forgotten, the last 64 kept; the tab
   assert.equal(readAll(j2)[0]!.time, truth, 'the record left is still corrected');
   await j2.stop();
 });
+
+test('sluice status prints the clock: state, how it is known, jumps, the alarm', async () => {
+  const { formatStatus } = await import('../../src/cli/status.js');
+  const base = { gateway: 'gw', version: 'x', pid: 1, started_at: '2026-01-01T00:00:00.000Z', uptime_s: 10, state: 'ready' as const, reasons: [], log_level: 'info', config: { path: null, reloads: 0, last_reload: null }, journal: { path: 'j', durability: 'power', open: true, backlog_records: 0, used_bytes: 0, oldest_time: null, oldest_age_s: null, committed_seq: 0, last_seq: 0, commits: 0, fsyncs: 0, bytes_written: 0 }, sources: [], sinks: [], stalls: [], gaps: {}, dropped: {} };
+  const clock = { state: 'unsynced' as const, via: 'timedatectl', boot_id: 'b', synced_since: null, unsynced_for_s: 4000, jumps: 1, last_jump_ms: -3_600_000, suspended_ms: 0, alarm: true };
+  assert.match(formatStatus({ ...base, clock }), /^clock {4}UNSYNCED for 1h 6m \(timedatectl\); 1 jumps, last -3600000 ms {2}ALARM: capture times are guesses$/m);
+  assert.match(formatStatus({ ...base, clock: { ...clock, state: 'synced', via: 'systemd-timesyncd', unsynced_for_s: 0, jumps: 0, alarm: false } }), /^clock {4}synced \(systemd-timesyncd\)$/m);
+});
