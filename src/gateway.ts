@@ -18,13 +18,21 @@ import { KafkaSink } from './sinks/kafka-sink.js';
 import { MqttSource, type MqttClientFactory } from './sources/mqtt-source.js';
 import { SerialSource, type SerialBinding } from './sources/serial/serial-source.js';
 import { ModbusSource } from './sources/modbus/modbus-source.js';
-import { systemClock, type Clock } from './util/clock.js';
+import { ClockWatch, type ClockState } from './time/clock-watch.js';
+import { createSyncReader, type SyncReader } from './time/sync-reader.js';
+import { systemTimeSources, type TimeSources } from './time/time-sources.js';
+import { type Clock } from './util/clock.js';
 import { LogTap } from './util/log-tap.js';
 import { sleep } from './util/sleep.js';
 
 export interface GatewayDeps {
   logger: Logger;
+  /** The wall clock; default the system's (`timeSources.wall`). */
   clock?: Clock;
+  /** Wall, monotonic and boot clocks records are dated by; default the system's. */
+  timeSources?: TimeSources;
+  /** Default: as config time.sync_source says. */
+  syncReader?: SyncReader;
   metrics?: Metrics;
   createMqttClient?: MqttClientFactory;
   createKafkaClient?: KafkaClientFactory;
@@ -65,6 +73,8 @@ export class Gateway implements OpsView {
   http: OpsServer | null;
   /** Watches sources and sinks for work that does not move. */
   readonly stallMonitor: StallMonitor;
+  /** Watches the system clock: sync state, jumps, suspend. */
+  readonly clockWatch: ClockWatch;
   readonly metrics: Metrics;
   /** Every loss is reported here and becomes a gap record (`sluice/gaps`). */
   readonly gaps: GapRecorder;
@@ -84,13 +94,24 @@ export class Gateway implements OpsView {
     private config: Config,
     private readonly deps: GatewayDeps,
   ) {
-    this.clock = deps.clock ?? systemClock;
+    const sources = deps.timeSources ?? (deps.clock ? { ...systemTimeSources, wall: deps.clock } : systemTimeSources);
+    this.clock = deps.clock ?? sources.wall;
     this.metrics = deps.metrics ?? new Metrics();
     this.log = deps.logger;
     this.tap = deps.tap ?? new LogTap();
     this.startedAt = this.clock.now();
     this.writeCounter = deps.writeCounter ?? new WriteCounter();
     this.classify = classifierForConfig(config);
+    this.clockWatch = new ClockWatch(
+      { jumpThresholdMs: config.time.jumpThresholdMs, unsyncedAlarmAfterMs: config.time.unsyncedAlarmAfterS * 1000 },
+      {
+        sources,
+        syncReader: deps.syncReader ?? createSyncReader(config.time.syncSource, config.time.pollS * 1000, { mono: sources.mono }),
+        metrics: this.metrics,
+        logger: deps.logger.child({ component: 'clock' }),
+        reportGap: (gap) => this.gaps.report(gap),
+      },
+    );
     this.journal = new SqliteJournal({
       ...config.journal,
       classify: (source, topic) => this.classify(source, topic),
@@ -98,6 +119,7 @@ export class Gateway implements OpsView {
       reportGap: (gap) => this.gaps.report(gap),
       logger: deps.logger.child({ component: 'journal' }),
       clock: this.clock,
+      captureClock: this.clockWatch,
     });
     this.gaps = new GapRecorder({ journal: this.journal, metrics: this.metrics, logger: deps.logger.child({ component: 'gaps' }), clock: this.clock, gatewayId: this.gatewayId });
     this.sinks = config.sink.map((s) => this.makeSink(s));
@@ -142,7 +164,7 @@ export class Gateway implements OpsView {
   }
 
   private makeHealth(c: Config): HealthSource {
-    return new HealthSource({ intervalS: c.health.intervalS, topic: c.health.topic, journalPath: c.journal.path }, { journal: this.journal, logger: this.deps.logger, metrics: this.metrics, clock: this.clock, gatewayId: this.gatewayId, reportGap: this.gaps.report });
+    return new HealthSource({ intervalS: c.health.intervalS, topic: c.health.topic, journalPath: c.journal.path }, { journal: this.journal, logger: this.deps.logger, metrics: this.metrics, clock: this.clock, gatewayId: this.gatewayId, reportGap: this.gaps.report, clockState: () => this.clockWatch.state() });
   }
 
   private makeHttp(c: Config): OpsServer {
@@ -150,6 +172,8 @@ export class Gateway implements OpsView {
   }
 
   async start(): Promise<void> {
+    // The clock's sync state is known before the first record is dated.
+    await this.startOne(this.clockWatch);
     await this.journal.start();
     this.started.add(this.journal);
     this.journal.registerSinks(this.config.sink.map((s) => s.name));
@@ -201,7 +225,8 @@ export class Gateway implements OpsView {
     if (!sameConfig(prevRest, nextRest)) needRestart.push('journal');
     if (prev.gateway.stallAfterS !== next.gateway.stallAfterS) needRestart.push('gateway.stall_after_s');
     if (prev.gateway.id !== next.gateway.id) needRestart.push('gateway.id');
-    const effective: Config = { ...next, journal: { ...prev.journal, ...bounds(next.journal) }, gateway: { ...next.gateway, id: prev.gateway.id, stallAfterS: prev.gateway.stallAfterS } };
+    if (!sameConfig(prev.time, next.time)) needRestart.push('time');
+    const effective: Config = { ...next, time: prev.time, journal: { ...prev.journal, ...bounds(next.journal) }, gateway: { ...next.gateway, id: prev.gateway.id, stallAfterS: prev.gateway.stallAfterS } };
     if (boundsChanged) {
       this.journal.setBounds(bounds(next.journal));
       changed.push('journal bounds');
@@ -320,7 +345,7 @@ export class Gateway implements OpsView {
     const work = (async () => {
       // A reload in progress finishes first, so it cannot start a component after the stop.
       await Promise.race([this.reloadChain, sleep(Math.max(0, deadline - Date.now() - 1000))]);
-      const order: (Component | null)[] = [this.stallMonitor, this.http, this.health, ...this.modbusSources, ...this.serialSources, ...this.sources, ...this.sinks, this.journal];
+      const order: (Component | null)[] = [this.stallMonitor, this.http, this.health, ...this.modbusSources, ...this.serialSources, ...this.sources, ...this.sinks, this.journal, this.clockWatch];
       for (const c of order) {
         if (!c) continue;
         await this.stopOne(c, Math.max(100, deadline - Date.now() - 500));
@@ -381,6 +406,10 @@ export class Gateway implements OpsView {
 
   bytesWritten(): number | null {
     return this.writeCounter.written();
+  }
+
+  clockState(): ClockState {
+    return this.clockWatch.state();
   }
 }
 

@@ -5,6 +5,7 @@ import { readRegularFile } from '../config/tls-files.js';
 import { errorMessage, SluiceError } from '../errors.js';
 import { Gateway, logReload } from '../gateway.js';
 import { forwardingStatus, SdNotifier } from '../ops/sd-notify.js';
+import { fileDrivenTime, TEST_CLOCK_ENV } from '../time/test-clock.js';
 import { createLogSetup } from '../util/logger.js';
 import { ExitCode } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -29,7 +30,10 @@ export async function runDaemon(configPath: string, opts: { logLevel?: string },
   const level = (opts.logLevel ?? config.log.level) as LevelWithSilent;
   const logs = createLogSetup({ level, gatewayId: config.gateway.id, destination: io.stdout, format: config.log.format });
   const logger = logs.logger;
-  const gateway = new Gateway(config, { logger, setLogLevel: logs.setLevel, logLevelOverride: opts.logLevel, tap: logs.tap, configPath, version: packageVersion() });
+  const testClock = io.env[TEST_CLOCK_ENV] ? fileDrivenTime(io.env[TEST_CLOCK_ENV]) : null;
+  if (testClock) logger.warn({ file: io.env[TEST_CLOCK_ENV] }, `${TEST_CLOCK_ENV} is set: the wall clock and its sync state come from a test file`);
+  const time = testClock ? { clock: testClock.sources.wall, timeSources: testClock.sources, syncReader: testClock.syncReader } : {};
+  const gateway = new Gateway(config, { logger, setLogLevel: logs.setLevel, logLevelOverride: opts.logLevel, tap: logs.tap, configPath, version: packageVersion(), ...time });
   const notifier = new SdNotifier({
     socket: io.env.NOTIFY_SOCKET,
     watchdogUsec: io.env.WATCHDOG_USEC,

@@ -114,6 +114,8 @@ export function formatStatus(r: StatusReport): string {
     lines.push(`  ${s.name.padEnd(16)} ${(s.state.replace('_', ' ') + since).padEnd(11)} lag ${n(s.lag_records)}  ETA ${duration(s.eta_s)}  shipped ${n(s.shipped)}  ${rate(s.rate_per_s)}  errors ${n(s.errors)}  last success ${s.last_success ? clock(s.last_success) : 'never'}`);
     if (s.last_error) lines.push(`  ${''.padEnd(16)} last problem ${clock(s.last_error.time)}: ${s.last_error.message}${s.last_error.err ? ` (${s.last_error.err})` : ''}`);
   }
+  const c = r.clock;
+  if (c) lines.push(`clock    ${c.state === 'synced' ? 'synced' : `${c.state.toUpperCase()} for ${duration(c.unsynced_for_s)}`} (${c.via})${c.jumps ? `; ${n(c.jumps)} jumps, last ${c.last_jump_ms} ms` : ''}${c.suspended_ms ? `; suspended ${duration(Math.round(c.suspended_ms / 1000))}` : ''}${c.alarm ? '  ALARM: capture times are guesses' : ''}`);
   for (const st of r.stalls ?? []) lines.push(`STALLED  ${st.component}: no progress for ${duration(st.for_s)} (since ${clock(st.since)}): ${st.reason}`);
   const gaps = Object.entries(r.gaps);
   lines.push(`gaps     ${gaps.length ? gaps.map(([k, v]) => `${k} ${n(v)}`).join(', ') : 'none'}`);

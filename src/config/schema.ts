@@ -230,6 +230,15 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .describe('Gateway health as data: records shipped through the journal like any reading (source "sluice:health").'),
+  time: z
+    .strictObject({
+      sync_source: z.enum(['auto', 'timesyncd', 'timedatectl', 'assume_synced']).default('auto').describe('How sluice tells whether the system clock is synchronised: "timesyncd" (the file /run/systemd/timesync/synchronized that systemd-timesyncd writes at its first sync), "timedatectl" (`timedatectl show -p NTPSynchronized`, the kernel\'s verdict, also set by chrony and ntpd; spawned at most every poll_s), "auto" (the file when present, else timedatectl), "assume_synced" (a board with a battery-backed clock or GPS time sluice cannot read). Until synchronised, records are marked "unsynced" and corrected if the clock syncs while they are journaled. Default "auto".'),
+      poll_s: z.number().int().min(1).max(86400).default(30).describe('Seconds between runs of timedatectl (the timesyncd file is looked at every second). Default 30.'),
+      jump_threshold_ms: z.number().int().min(1).max(60000).default(20).describe('The wall clock moving against the monotonic clock by more than this, in milliseconds, is a jump (a clock step): records after it are dated in a new clock epoch. Also bounds the error of a corrected time. Default 20.'),
+      unsynced_alarm_after_s: z.number().int().min(1).max(31536000).default(3600).describe('A clock not known synchronised for longer than this, in seconds (since sluice started or the clock last was), raises an alarm: an error log line, sluice_clock_alarm = 1, a "clock_unsynced" gap record, /readyz degraded. Default 3600.'),
+    })
+    .prefault({})
+    .describe('Capture times on a gateway without a battery-backed clock: sync state, jumps, correction (see README, "Time").'),
   mqtt: z.array(mqttSchema).default([]).describe('MQTT sources.'),
   serial: z.array(serialSchema).default([]).describe('Serial-port sources (sensors on a UART or USB-serial adapter).'),
   modbus: z.array(modbusSchema).default([]).describe('Modbus sources: one entry per bus (an RS-485 port with Modbus RTU, or a Modbus TCP connection), each with the devices polled on it.'),

@@ -63,6 +63,11 @@ export function salvageSetAside(store: JournalStore, asidePath: string, lastSeq:
         recovered.push([row.first_seq, row.last_seq]);
       }
       for (const [sink, seq] of cursors ?? []) if (store.cursor(sink) === undefined) store.setCursorRow(sink, seq);
+      // The copied rows keep their clock epochs, so their times are still corrected (or marked) as before.
+      // An epoch beginning past the last copied row would date the live journal's own records: left out.
+      const lastCopied = recovered.reduce((m, [, b]) => Math.max(m, b), 0);
+      const nextId = store.epochRows().reduce((m, e) => Math.max(m, e.id), 0) + 1;
+      reader.epochs().filter((e) => e.first_seq <= lastCopied).forEach((e, i) => store.putEpoch({ ...e, id: nextId + i }));
       // 'kept': not one row read, the file stays for a person; 'done': the file goes (again at the next start if a kill comes first).
       store.setSalvageState(asidePath, recovered.length ? 'done' : 'kept');
     });

@@ -3,6 +3,7 @@ import { SluiceError } from '../errors.js';
 import { Backoff } from '../util/backoff.js';
 import type { Clock } from '../util/clock.js';
 import { GAP_SOURCE, type GapReport } from './gaps.js';
+import type { ClockEpochs } from './clock-epochs.js';
 import type { NewRecord } from './journal.js';
 import { keepEverything, type Classify, type RecordClass } from './retention.js';
 import type { SpaceKeeper } from './space-keeper.js';
@@ -56,7 +57,7 @@ export class CommitQueue {
     private readonly store: JournalStore,
     private readonly space: SpaceKeeper,
     private readonly hooks: readonly CommitHook[],
-    private readonly opts: { commitDelayMs: number; commitMaxRecords: number; classify?: Classify; logger: Logger; clock: Clock },
+    private readonly opts: { commitDelayMs: number; commitMaxRecords: number; classify?: Classify; logger: Logger; clock: Clock; epochs?: ClockEpochs },
   ) {}
 
   /** Seqs continue after `lastSeq` (from the file, or above a set-aside or lost journal). */
@@ -100,6 +101,7 @@ export class CommitQueue {
       this.alarmPendingFull();
       throw new SluiceError('SLUICE_JOURNAL_FULL', `journal full (commit_failing: ${this.pending.length} records, ${this.pendingBytes} bytes wait for a commit that fails)`, { retriable: true });
     }
+    this.opts.epochs?.stamp(this.nextSeq, record.time);
     this.pending.push(record);
     this.pendingBytes += record.payload.length;
     this.pendingClass.push((this.opts.classify ?? keepEverything)(record.source, record.topic));

@@ -51,6 +51,15 @@ export class DamagedJournalReader {
     }
   }
 
+  /** The clock epochs the damaged file holds (schema 3 on), oldest first; none when unreadable. */
+  epochs(): { first_seq: number; boot_id: string; offset_ms: number; synced: number }[] {
+    try {
+      return this.db.prepare('SELECT first_seq, boot_id, offset_ms, synced FROM clock_epochs ORDER BY id').all() as { first_seq: number; boot_id: string; offset_ms: number; synced: number }[];
+    } catch {
+      return [];
+    }
+  }
+
   /** The slowest cursor, or null when unreadable. */
   minCursor(): number | null {
     const c = this.cursors();

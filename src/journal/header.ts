@@ -2,9 +2,9 @@ import type Database from 'better-sqlite3';
 
 /** Marks the file as a sluice journal ("SLCE"), so a stranger's database is refused, not reused. */
 export const APPLICATION_ID = 0x534c4345;
-/** The schema this sluice writes; version 1 is migrated in place. */
-export const SCHEMA_VERSION = 2;
-const KNOWN_VERSIONS = new Set([1, SCHEMA_VERSION]);
+/** The schema this sluice writes; versions 1 and 2 are migrated in place. */
+export const SCHEMA_VERSION = 3;
+const KNOWN_VERSIONS = new Set([1, 2, SCHEMA_VERSION]);
 /** Tables every sluice journal has had since version 1: their presence makes a file ours. */
 const SLUICE_TABLES = ['batches', 'cursors', 'meta'] as const;
 const BATCH_COLUMNS = ['first_seq', 'last_seq', 'count', 'bytes', 'min_time', 'max_time', 'data'] as const;
@@ -39,7 +39,7 @@ export function inspectHeader(db: Database.Database): HeaderVerdict {
   }
   const problems: string[] = [];
   if (appId !== APPLICATION_ID) problems.push(`application_id ${hex(appId)} (expected ${hex(APPLICATION_ID)})`);
-  if (!KNOWN_VERSIONS.has(version)) problems.push(`schema version ${version} (this sluice knows ${[...KNOWN_VERSIONS].join(' and ')}; a newer sluice's journal, or damaged)`);
+  if (!KNOWN_VERSIONS.has(version)) problems.push(`schema version ${version} (this sluice knows ${[...KNOWN_VERSIONS].join(', ')}; a newer sluice's journal, or damaged)`);
   if (problems.length) return { kind: 'damaged', problem: `sluice's tables but a damaged header: ${problems.join(', ')}` };
   return { kind: 'journal', version };
 }

@@ -1,5 +1,13 @@
 import type { Component } from '../component.js';
 
+/**
+ * How good a shipped capture time is: "synced" (the clock was synchronised when the record was
+ * captured), "corrected" (captured before the first sync of the same boot; moved by the offset the
+ * sync revealed), "unsynced" (the clock's guess: captured in a boot never synchronised, or before
+ * sluice tracked clocks).
+ */
+export type TimeQuality = 'synced' | 'corrected' | 'unsynced';
+
 /** One reading, as journaled and shipped. */
 export interface JournalRecord {
   /** Gateway-wide sequence number: monotonic, never reused. */
@@ -15,9 +23,13 @@ export interface JournalRecord {
   payload: Buffer;
   /** Extra headers from the source, if any. */
   headers: Record<string, string> | null;
+  /** Set by `read` when the journal tracks clocks: how good `time` is (then the best-known time). */
+  timeQuality?: TimeQuality;
+  /** Set by `read` for a corrected record: the capture time the gateway's clock said. */
+  clockTime?: number;
 }
 
-export type NewRecord = Omit<JournalRecord, 'seq'>;
+export type NewRecord = Omit<JournalRecord, 'seq' | 'timeQuality' | 'clockTime'>;
 
 export interface JournalStats {
   /** Records not yet confirmed by every sink (approximate while appends are pending). */
@@ -83,6 +95,11 @@ export interface Journal extends Component {
    */
   inFlight(sink: string, seq: number | null): void;
   stats(): JournalStats;
+  /**
+   * Optional: the best-known time of a time captured in the clock epoch of record `seq` (gap records
+   * carry such times in their payload), and how good it is.
+   */
+  timeOf?(seq: number, time: number): { time: number; quality: TimeQuality };
   /**
    * Optional: keeps `sidecar`'s state under `name`, written in the transaction of every group
    * commit when it changed; null/undefined unsets it. Returns what the last run committed for `name`.

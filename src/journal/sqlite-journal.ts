@@ -4,13 +4,15 @@ import type { Logger } from 'pino';
 import { SluiceError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 import { salvageSetAside } from './auto-salvage.js';
+import type { CaptureClock } from '../time/clock-watch.js';
 import { Caretaker } from './caretaker.js';
+import { ClockEpochs } from './clock-epochs.js';
 import { CommitQueue } from './commit-queue.js';
 import { freeBytes as statFreeBytes } from './disk-space.js';
 import { inspectJournalPath } from './file-guard.js';
 import type { GapReport, ReportGap } from './gaps.js';
 import { HighWaterMark } from './high-water-mark.js';
-import type { CommitSidecar, Journal, JournalRecord, JournalStats, NewRecord } from './journal.js';
+import type { CommitSidecar, Journal, JournalRecord, JournalStats, NewRecord, TimeQuality } from './journal.js';
 import { SpaceReserve } from './reserve.js';
 import type { Classify } from './retention.js';
 import { setAside } from './set-aside.js';
@@ -44,6 +46,8 @@ export interface SqliteJournalOptions {
   maintenanceIntervalMs?: number;
   logger: Logger;
   clock: Clock;
+  /** The clock records are dated by (boot, monotonic time, sync state); absent: no time quality is tracked. */
+  captureClock?: CaptureClock;
 }
 
 export const DEFAULT_RESERVE_BYTES = 512 * 1024;
@@ -63,6 +67,8 @@ export class SqliteJournal implements Journal {
   private readonly caretaker: Caretaker;
   private readonly sidecars: Sidecars;
   private readonly mark: HighWaterMark;
+  private readonly epochs: ClockEpochs | null;
+  private unsubscribeClock: (() => void) | null = null;
   private started = false;
 
   constructor(private readonly opts: SqliteJournalOptions) {
@@ -77,7 +83,9 @@ export class SqliteJournal implements Journal {
       clock: opts.clock,
     });
     this.sidecars = new Sidecars(this.store);
-    this.queue = new CommitQueue(this.store, this.space, [this.sidecars, this.space], { commitDelayMs: opts.commitDelayMs, commitMaxRecords: opts.commitMaxRecords, classify: opts.classify, logger: opts.logger, clock: opts.clock });
+    this.epochs = opts.captureClock ? new ClockEpochs(this.store, opts.captureClock) : null;
+    const hooks = this.epochs ? [this.sidecars, this.space, this.epochs] : [this.sidecars, this.space];
+    this.queue = new CommitQueue(this.store, this.space, hooks, { commitDelayMs: opts.commitDelayMs, commitMaxRecords: opts.commitMaxRecords, classify: opts.classify, logger: opts.logger, clock: opts.clock, epochs: this.epochs ?? undefined });
     this.caretaker = new Caretaker(this.store, this.queue, this.space, { path: opts.path, intervalMs: opts.maintenanceIntervalMs ?? 1000, reportGap: opts.reportGap, logger: opts.logger, clock: opts.clock });
   }
 
@@ -129,7 +137,12 @@ export class SqliteJournal implements Journal {
     startGaps.push(...this.checkMark(previousMark));
     this.queue.init(this.store.lastSeqOnOpen);
     this.space.loadLedger();
+    this.epochs?.load();
     this.started = true;
+    // A sync (or jump) seen while nothing is appended must still reach the file: it corrects records already journaled.
+    this.unsubscribeClock = this.opts.captureClock?.onChange(() => this.clockChanged()) ?? null;
+    // The clock may have synced while sluice was down (same boot): records already journaled are corrected now, not at the next append.
+    this.clockChanged();
     this.queue.onCommit((seq) => {
       this.writeMark(seq);
       // A commit on the queue's own timer may have turned the journal full (or evicted): report it soon, outside the commit.
@@ -184,8 +197,21 @@ export class SqliteJournal implements Journal {
     return [{ reason: 'journal_salvage_lost', source: 'sluice:journal', firstSeq: r.lost[0]![0], lastSeq: r.lost[r.lost.length - 1]![1], ranges: r.lost, firstTime: now, lastTime: now, count: r.lostCount, bytes: 0, detail: `records of the damaged journal that could not be read back (${r.problems.slice(0, 3).join('; ')}); seqs evicted earlier may be named again here` }];
   }
 
+  private clockChanged(): void {
+    if (!this.epochs || !this.store.open) return;
+    this.epochs.check(this.queue.lastAssignedSeq + 1);
+    if (!this.epochs.hasUnsaved) return;
+    try {
+      this.space.withReserve(() => this.epochs!.saveNow());
+    } catch (err) {
+      this.opts.logger.warn({ err: (err as Error).message }, 'journal: could not write the clock change yet; it goes with the next commit');
+    }
+  }
+
   async stop(): Promise<void> {
     if (!this.started) return;
+    this.unsubscribeClock?.();
+    this.unsubscribeClock = null;
     this.caretaker.stop();
     this.queue.stop();
     this.caretaker.report();
@@ -289,7 +315,24 @@ export class SqliteJournal implements Journal {
       this.opts.logger.error({ firstSeq: row.first_seq, lastSeq: row.last_seq, count: row.count }, 'journal row failed its checksum: its records cannot be read; a gap record names them');
       this.opts.reportGap?.({ reason: 'journal_row_corrupt', source: 'sluice:journal', firstSeq: row.first_seq, lastSeq: row.last_seq, firstTime: row.min_time, lastTime: row.max_time, count: row.count, bytes: row.bytes, detail: 'stored bytes damaged (checksum mismatch or undecodable); records in this seq range are lost' });
     }
+    const epochs = this.epochs;
+    if (epochs) {
+      // Corrected as they leave, never rewritten on disk: one offset per boot does it.
+      let span = { from: 1, to: 0, quality: 'unsynced' as TimeQuality, delta: 0 };
+      for (const r of records) {
+        if (r.seq < span.from || r.seq >= span.to) span = epochs.span(r.seq);
+        r.timeQuality = span.quality;
+        if (span.quality === 'corrected') {
+          r.clockTime = r.time;
+          r.time = Math.round(r.time + span.delta);
+        }
+      }
+    }
     return records;
+  }
+
+  timeOf(seq: number, time: number): { time: number; quality: TimeQuality } {
+    return this.epochs ? this.epochs.timeOf(seq, time) : { time, quality: 'unsynced' };
   }
 
   /**

@@ -11,6 +11,9 @@ export type StoredRow = { first_seq: number; last_seq: number; count: number; by
 /** A row as eviction sees it. */
 export type EvictRow = { first_seq: number; last_seq: number; count: number; bytes: number; data: Buffer };
 
+/** A clock epoch as stored (see clock-epochs.ts). */
+export type EpochRow = { id: number; first_seq: number; boot_id: string; offset_ms: number; synced: number };
+
 /** Pages of the database file: what bounds are measured in. */
 export interface PageUsage {
   pageSize: number;
@@ -103,8 +106,9 @@ export class JournalStore {
       if (header.version === 1) {
         // Version 2 added eviction classes; old rows are kept-everything, priority 0.
         db.exec('ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT 0; ALTER TABLE batches ADD COLUMN evictable INTEGER NOT NULL DEFAULT 0; ALTER TABLE batches ADD COLUMN crc INTEGER;');
-        db.pragma(`user_version = ${SCHEMA_VERSION}`);
       }
+      // Version 3 added clock_epochs (created below); rows journaled before it have no epoch and ship "unsynced".
+      if (header.version < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }
     const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;
     if (mode !== 'wal') throw new SluiceError('SLUICE_JOURNAL_OPEN', `journal ${this.opts.path}: cannot switch to WAL mode (got ${mode})`);
@@ -128,6 +132,7 @@ export class JournalStore {
       CREATE TABLE IF NOT EXISTS evicted (reason TEXT PRIMARY KEY, entry TEXT NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS sidecars (name TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS salvage (path TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS clock_epochs (id INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, boot_id TEXT NOT NULL, offset_ms REAL NOT NULL, synced INTEGER NOT NULL);
     `);
     this.pageSizeBytes = db.pragma('page_size', { simple: true }) as number;
     this.stmts = this.prepareStatements(db);
@@ -173,6 +178,10 @@ export class JournalStore {
       deleteCursor: db.prepare('DELETE FROM cursors WHERE sink = ?'),
       salvagePending: db.prepare("SELECT path FROM salvage WHERE state = 'pending'").pluck(),
       salvageDone: db.prepare("SELECT path FROM salvage WHERE state = 'done'").pluck(),
+      epochs: db.prepare('SELECT id, first_seq, boot_id, offset_ms, synced FROM clock_epochs'),
+      putEpoch: db.prepare('INSERT OR REPLACE INTO clock_epochs (id, first_seq, boot_id, offset_ms, synced) VALUES (?, ?, ?, ?, ?)'),
+      deleteEpoch: db.prepare('DELETE FROM clock_epochs WHERE id = ?'),
+      firstStored: db.prepare('SELECT min(first_seq) FROM batches').pluck(),
       setSalvage: db.prepare('INSERT INTO salvage (path, state) VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET state = excluded.state'),
     };
   }
@@ -427,6 +436,25 @@ export class JournalStore {
 
   salvageLastSeq(path: string): number | null {
     return (this.stmts.getMeta.get(`salvage_last_seq ${path}`) as number | undefined) ?? null;
+  }
+
+  // --- clock epochs (written in the transaction of the commit whose records first use them) ---
+
+  epochRows(): EpochRow[] {
+    return this.stmts.epochs.all() as EpochRow[];
+  }
+
+  putEpoch(e: EpochRow): void {
+    this.stmts.putEpoch.run(e.id, e.first_seq, e.boot_id, e.offset_ms, e.synced);
+  }
+
+  deleteEpoch(id: number): void {
+    this.stmts.deleteEpoch.run(id);
+  }
+
+  /** The lowest seq still stored, or null when no row is. */
+  firstStoredSeq(): number | null {
+    return (this.stmts.firstStored.get() as number | null | undefined) ?? null;
   }
 
   /** Hands free pages back to the filesystem (auto_vacuum = INCREMENTAL). */

@@ -5,6 +5,7 @@ import { errorMessage } from '../errors.js';
 import type { ReportGap } from '../journal/gaps.js';
 import type { Journal } from '../journal/journal.js';
 import type { Metrics } from '../metrics.js';
+import type { ClockState } from '../time/clock-watch.js';
 import type { Clock } from '../util/clock.js';
 import { SystemStatsCollector, type SystemStats } from './system-stats.js';
 
@@ -27,6 +28,11 @@ export interface HealthPayload extends SystemStats {
   journal_backlog_records: number;
   journal_oldest_age_s: number | null;
   journal_used_bytes: number;
+  /** The system clock: "synced", "unsynced" or "unknown" (absent when not watched). */
+  clock_state?: string;
+  clock_unsynced_s?: number;
+  /** True while unsynced for longer than time.unsynced_alarm_after_s. */
+  clock_alarm?: boolean;
 }
 
 /**
@@ -43,7 +49,7 @@ export class HealthSource implements Component {
 
   constructor(
     private readonly opts: HealthSourceOptions,
-    private readonly deps: { journal: Journal; logger: Logger; metrics: Metrics; clock: Clock; gatewayId: string; reportGap: ReportGap; collector?: SystemStatsCollector },
+    private readonly deps: { journal: Journal; logger: Logger; metrics: Metrics; clock: Clock; gatewayId: string; reportGap: ReportGap; collector?: SystemStatsCollector; clockState?: () => ClockState },
   ) {
     this.collector = deps.collector ?? new SystemStatsCollector(dirname(opts.journalPath));
     this.log = deps.logger.child({ component: HEALTH_SOURCE });
@@ -92,7 +98,13 @@ export class HealthSource implements Component {
       journal_backlog_records: stats.backlogRecords,
       journal_oldest_age_s: stats.oldestTime === null ? null : Math.max(0, Math.round((now - stats.oldestTime) / 100) / 10),
       journal_used_bytes: stats.usedBytes,
+      ...this.clockFields(),
     };
+  }
+
+  private clockFields(): Pick<HealthPayload, 'clock_state' | 'clock_unsynced_s' | 'clock_alarm'> {
+    const c = this.deps.clockState?.();
+    return c ? { clock_state: c.state, clock_unsynced_s: c.unsynced_for_s, clock_alarm: c.alarm } : {};
   }
 
   async stop(): Promise<void> {

@@ -3,6 +3,7 @@ import type { Metrics } from '../metrics.js';
 import type { LoggedProblem, LogTap } from '../util/log-tap.js';
 import { samples, sum, sumBy } from './metric-keys.js';
 import type { ProgressTracker } from './progress.js';
+import type { ClockState } from '../time/clock-watch.js';
 import type { Stall } from './stall-monitor.js';
 
 /** What the status and metrics endpoints read from the running gateway. Read-only. */
@@ -29,6 +30,8 @@ export interface OpsView {
   stalls(): Stall[];
   /** Bytes sluice wrote to storage since it started (/proc/self/io), or null where unknown. */
   bytesWritten(): number | null;
+  /** The system clock, when watched. */
+  clockState?(): ClockState;
   readonly reloads: { count: number; last: { time: number; ok: boolean; errors: string[]; changed: string[] } | null };
 }
 
@@ -86,6 +89,8 @@ export interface StatusReport {
   }[];
   /** Sources and sinks stalled now: work waiting, no progress for longer than gateway.stall_after_s. */
   stalls: { component: string; kind: string; reason: string; since: string; for_s: number }[];
+  /** The system clock: sync state, jumps, the unsynced alarm (null when not watched). */
+  clock?: (Omit<ClockState, 'synced_since'> & { synced_since: string | null }) | null;
   /** Gap records written, per reason. */
   gaps: Record<string, number>;
   /** Records dropped (and reported as gaps), per source. */
@@ -191,6 +196,12 @@ export function buildStatus(view: OpsView, tracker: ProgressTracker, now: number
     reasons.push(`stalled: ${st.component} made no progress for ${st.for_s} s: ${st.reason}`);
   }
 
+  const clockState = view.clockState?.() ?? null;
+  if (clockState?.alarm) {
+    degraded = true;
+    reasons.push(`clock not synchronised for ${clockState.unsynced_for_s} s (${clockState.state}: ${clockState.via}): capture times are guesses`);
+  }
+
   const state: GatewayState = reasons.length === 0 ? 'ready' : degraded && open && sinkNames.length > 0 ? 'degraded' : 'not_ready';
   const last = view.reloads.last;
   return {
@@ -220,6 +231,7 @@ export function buildStatus(view: OpsView, tracker: ProgressTracker, now: number
     sources,
     sinks,
     stalls,
+    clock: clockState ? { ...clockState, synced_since: iso(clockState.synced_since) } : null,
     gaps: sumBy(all, 'sluice_gap_records_total', 'reason'),
     dropped: sumBy(all, 'sluice_dropped_records_total', 'source'),
   };

@@ -1,4 +1,4 @@
-import type { JournalRecord } from '../journal/journal.js';
+import type { JournalRecord, TimeQuality } from '../journal/journal.js';
 import type { RouteConfig } from '../config/load.js';
 
 /** How the envelope carries the payload. */
@@ -13,8 +13,10 @@ export interface Envelope {
   seq: number;
   source: string;
   topic: string;
-  /** Capture time, ISO 8601 UTC. */
+  /** Capture time, ISO 8601 UTC: the best known (see time_quality). */
   time: string;
+  /** How good `time` is: "synced", "corrected" or "unsynced" (absent from a journal that does not track clocks). */
+  time_quality?: TimeQuality;
   key: string | null;
   payload_encoding: PayloadEncoding;
   /** The payload as JSON when it parses, else a UTF-8 string, else base64. */
@@ -39,7 +41,9 @@ export function envelopePayload(payload: Buffer): { payload_encoding: PayloadEnc
 }
 
 export function envelopeOf(r: JournalRecord, gatewayId: string, key: string | null): Envelope {
-  return { gateway: gatewayId, seq: r.seq, source: r.source, topic: r.topic, time: new Date(r.time).toISOString(), key, ...envelopePayload(r.payload) };
+  const env: Envelope = { gateway: gatewayId, seq: r.seq, source: r.source, topic: r.topic, time: new Date(r.time).toISOString(), key, ...envelopePayload(r.payload) };
+  if (r.timeQuality !== undefined) env.time_quality = r.timeQuality;
+  return env;
 }
 
 /** The Kafka record value for a route's value format. */

@@ -16,6 +16,7 @@ import { Router } from './router.js';
 import type { ReportGap } from '../journal/gaps.js';
 import { RejectHandler, neverAcceptedReason } from './dead-letter.js';
 import { encodeValue } from './envelope.js';
+import { restampPayload } from './restamp.js';
 import { adoptCommittedCursor } from './exactly-once.js';
 import { securityHint } from './kafka-security.js';
 
@@ -289,8 +290,13 @@ export class KafkaSink implements Component {
         'sluice.topic': r.topic,
         'sluice.time': String(r.time),
       };
+      // r.time is the best-known capture time (the journal corrects it as it reads); say how good it is.
+      if (r.timeQuality !== undefined) headers['sluice.time_quality'] = r.timeQuality;
+      if (r.clockTime !== undefined) headers['sluice.clock_time'] = String(r.clockTime);
       const key = target.key ?? r.key;
-      list.push({ key, value: encodeValue(target.valueFormat, r, this.deps.gatewayId, key), timestamp: String(Math.round(r.time)), headers });
+      const payload = restampPayload(r, this.deps.journal);
+      const rec = payload === r.payload ? r : { ...r, payload };
+      list.push({ key, value: encodeValue(target.valueFormat, rec, this.deps.gatewayId, key), timestamp: String(Math.round(r.time)), headers });
     }
     return { topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) };
   }
