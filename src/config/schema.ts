@@ -121,8 +121,8 @@ export const modbusSchema = z.strictObject({
   connect_timeout_ms: g.durationMs(100).default(5000).describe('tcp: connect timeout, in milliseconds. Default 5000.'),
   topic: g.mqttTopicName().default('modbus/{name}/{device}').describe('Source topic of the poll records; {name} is the bus name, {device} the device name. Default "modbus/{name}/{device}".'),
   overflow: overflowSchema.default('backpressure').describe('When the journal is full: a poll cannot wait, so with "backpressure" its record is dropped and counted (a gap record per second says how many); with "drop_oldest" this bus\'s oldest journaled records are evicted to make room instead. Default "backpressure".'),
-  reopen_min_ms: z.number().int().min(10).default(1000).describe('A missing or unplugged port (or refused TCP connection) is retried after this delay, in milliseconds; it doubles (with jitter) up to reopen_max_ms, forever. Default 1000.'),
-  reopen_max_ms: z.number().int().min(10).default(30000).describe('Largest reopen delay, in milliseconds. Default 30000.'),
+  reopen_min_ms: g.durationMs(10).default(1000).describe('A missing or unplugged port (or refused TCP connection) is retried after this delay, in milliseconds; it doubles (with jitter) up to reopen_max_ms, forever. Default 1000.'),
+  reopen_max_ms: g.durationMs(10).default(30000).describe('Largest reopen delay, in milliseconds. Default 30000.'),
   device: z.array(modbusDeviceSchema).min(1, 'at least one device is needed').describe('The devices on this bus, polled one request at a time.'),
 });
 
@@ -235,7 +235,7 @@ export const configSchema = z.strictObject({
       sync_source: z.enum(['auto', 'timesyncd', 'timedatectl', 'assume_synced']).default('auto').describe('How sluice tells whether the system clock is synchronised: "timesyncd" (the file /run/systemd/timesync/synchronized that systemd-timesyncd writes at its first sync), "timedatectl" (`timedatectl show -p NTPSynchronized`, the kernel\'s verdict, also set by chrony and ntpd; spawned at most every poll_s), "auto" (the file when present, else timedatectl), "assume_synced" (a board with a battery-backed clock or GPS time sluice cannot read). Until synchronised, records are marked "unsynced" and corrected if the clock syncs while they are journaled. Default "auto".'),
       poll_s: z.number().int().min(1).max(86400).default(30).describe('Seconds between runs of timedatectl (the timesyncd file is looked at every second). Default 30.'),
       jump_threshold_ms: z.number().int().min(1).max(60000).default(20).describe('The wall clock moving against the monotonic clock by more than this, in milliseconds, is a jump (a clock step): records after it are dated in a new clock epoch. Also bounds the error of a corrected time. Default 20.'),
-      unsynced_alarm_after_s: z.number().int().min(1).max(31536000).default(3600).describe('A clock not known synchronised for longer than this, in seconds (since sluice started or the clock last was), raises an alarm: an error log line, sluice_clock_alarm = 1, a "clock_unsynced" gap record, /readyz degraded. Default 3600.'),
+      unsynced_alarm_after_s: g.durationS(1).default(3600).describe('A clock not known synchronised for longer than this, in seconds (since sluice started or the clock last was), raises an alarm: an error log line, sluice_clock_alarm = 1, a "clock_unsynced" gap record, /readyz degraded. Default 3600.'),
     })
     .prefault({})
     .describe('Capture times on a gateway without a battery-backed clock: sync state, jumps, correction (see README, "Time").'),
