@@ -200,6 +200,9 @@ function checkCrossField(raw: ParsedParts, gatewayId: string, files: ConfigFiles
     if (sameId) errors.push(`mqtt[${i}].client_id: "${clientId}" is already used by ${sameId} on the same broker (they would take the session from each other forever)`);
     seen.set(`mqtt-client:${brokerOf(m.url)}:${clientId}`, `mqtt[${i}]`);
     if (m.reconnect_min_ms > m.reconnect_max_ms) errors.push(`mqtt[${i}].reconnect_min_ms: must not exceed reconnect_max_ms (${m.reconnect_max_ms})`);
+    // MQTT 3.1.1 forbids a password without a user name, and brokers (Mosquitto among them) refuse it in MQTT 5 too.
+    const givenPassword = ['password', 'password_env', 'password_file'].find((k) => (m as Record<string, unknown>)[k] !== undefined);
+    if (givenPassword && m.username === undefined) errors.push(`mqtt[${i}].${givenPassword}: needs username (a broker refuses a password without a user name)`);
     if ((m.tls.cert_file === undefined) !== (m.tls.key_file === undefined)) errors.push(`mqtt[${i}].tls: cert_file and key_file go together`);
     checkTlsFiles(m.tls, `mqtt[${i}].tls`, files, errors);
   });

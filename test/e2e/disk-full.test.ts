@@ -121,7 +121,8 @@ test('disk full under drop_oldest (real 8 MiB tmpfs): the oldest are evicted wit
       assert.deepEqual(evictions, [], 'nothing evicted, no loss reported');
       assert.ok(!daemon.lines.some((l) => /records lost/.test(l)), 'held back, nothing lost');
     }
-    assert.ok(gapPayloads(gaps).some((g) => g.reason === 'journal_full_disk_full'), 'the disk-full alarm reached Kafka');
+    // Evicting ahead of the full disk keeps the journal taking records (no alarm then); held back, it raised one.
+    assert.ok(acc.evicted > 0 || gapPayloads(gaps).some((g) => g.reason === 'journal_full_disk_full'), 'the oldest were evicted, or the disk-full alarm reached Kafka');
     assert.ok(daemon.running);
   } finally {
     const code = await daemon.stop();

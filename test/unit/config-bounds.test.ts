@@ -139,7 +139,7 @@ test('client ids: empty, too long for an MQTT string, control characters, or sha
   refusedAt(MQTT(`client_id = "${'é'.repeat(40000)}"`), 'mqtt[0].client_id', /bytes/);
   refusedAt(MQTT('client_id = "a\\u0000b"'), 'mqtt[0].client_id', /control/);
   refusedAt(MQTT(`username = "${'u'.repeat(70000)}"`), 'mqtt[0].username');
-  refusedAt(MQTT(`password = "${'p'.repeat(70000)}"`), 'mqtt[0].password', /at most 65535/);
+  refusedAt(MQTT(`username = "u"\npassword = "${'p'.repeat(70000)}"`), 'mqtt[0].password', /at most 65535/);
   const two = (a: string, b: string, url2 = 'mqtt://127.0.0.1:1883'): string => `${MQTT(`name = "a"\n${a}`)}${MQTT(`name = "b"\n${b}`).replace('mqtt://127.0.0.1:1883', url2)}`;
   refusedAt(two('client_id = "same"', 'client_id = "same"'), 'mqtt[1].client_id', /already used by mqtt\[0\]/);
   // The same broker written with its default port, and a default id spelled out.
@@ -215,4 +215,10 @@ test('schema errors and cross-field errors are reported together, every line a d
   // Nothing said about the refused regex by the cross-field stage (it would say "needs regex").
   assert.ok(!errors.some((e) => /needs regex/.test(e)), errors.join('\n'));
   for (const e of errors) assert.match(e, /^[a-z_]+(\[\d+\])?(\.[a-z_]+(\[\d+\])?)*: \S/);
+});
+
+test('an MQTT password without a user name is refused (the broker would refuse every connect: found by the config fuzz test)', () => {
+  refusedAt(MQTT('password = "/etc/hosts"'), 'mqtt[0].password', /needs username/);
+  refusedAt(MQTT('password_env = "PW"'), 'mqtt[0].password_env', /needs username/);
+  assert.doesNotThrow(() => parseConfig(MQTT('username = "u"\npassword = "p"')));
 });
