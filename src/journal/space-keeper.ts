@@ -248,6 +248,18 @@ export class SpaceKeeper {
     const spare = this.reserve.held ? 0 : -this.reserve.size;
     const debt = this.checkpointDebt();
     if (debt > 0 && fsFree + spare < debt + CHECKPOINT_ROOM) this.settleDebt(debt);
+    if ((this.walRoom() ?? Infinity) >= CHECKPOINT_ROOM) return false;
+    // Short with nothing owed and next to nothing journaled (emptied by eviction or a drain): the
+    // WAL file (megabytes after a backlog, counted nowhere) is what holds the room. Hand it back,
+    // or such a journal would stay "full" for good. Not while a backlog remains: its deletions
+    // need that WAL room, and handing it back would let new records take it.
+    if (this.checkpointDebt() === 0 && this.store.stored.bytes < DISK_FULL_HEADROOM && this.walFileBytes() > 0) {
+      try {
+        this.store.checkpoint('TRUNCATE');
+      } catch (err) {
+        this.opts.logger.debug({ err }, 'journal: could not truncate the WAL yet');
+      }
+    }
     return (this.walRoom() ?? Infinity) < CHECKPOINT_ROOM;
   }
 
@@ -261,6 +273,14 @@ export class SpaceKeeper {
     if (fsFree === null) return null;
     const { free, pageSize } = this.store.pages();
     return fsFree - (this.reserve.held ? 0 : this.reserve.size) + free * pageSize - this.checkpointDebt();
+  }
+
+  private walFileBytes(): number {
+    try {
+      return statSync(`${this.opts.path}-wal`).size;
+    } catch {
+      return 0;
+    }
   }
 
   /** Checkpoints; when the file cannot grow enough for that, first hands free pages back. Returns the debt left. */
@@ -291,7 +311,9 @@ export class SpaceKeeper {
     const fsFree = this.opts.freeBytes(dirname(this.opts.path)) ?? 0;
     const debt = this.checkpointDebt();
     if (debt > 0) return false;
-    const usable = fsFree - (this.reserve.held ? 0 : this.reserve.size) + free * pageSize;
+    // With no debt the WAL can be checkpointed and then starts over from its beginning: its file,
+    // megabytes after a backlog, is room the next commits reuse without the filesystem.
+    const usable = fsFree - (this.reserve.held ? 0 : this.reserve.size) + free * pageSize + this.walFileBytes();
     return usable >= (this.bounds.minFreeBytes ?? 0) + CHECKPOINT_ROOM + DISK_FULL_HEADROOM;
   }
 

@@ -280,14 +280,14 @@ test('(e) header garbled (application_id and schema version): set aside as ours 
   await checkSays(name, undefined, 0, /: ok/);
 });
 
-test('(c) journal.path is a directory: refused untouched (not set aside), the daemon exits 1 saying why', async () => {
+test('(c) journal.path is a directory: refused untouched (not set aside), the daemon exits 6 saying why', async () => {
   const name = 'dir';
   const db = join(base, name, 'journal.db');
   config(name, [kafka.bootstrap]);
   mkdirSync(db, { recursive: true });
   const daemon = Daemon.run(join(base, name, 'sluice.toml')).start();
   await daemon.wait();
-  assert.equal(daemon.exitCode, 1);
+  assert.equal(daemon.exitCode, 6);
   assert.ok(daemon.lines.some((l) => /is a directory, not a sluice journal; refusing to touch it/.test(l)), daemon.lines.join('\n'));
   assert.ok(statSync(db).isDirectory());
   assert.deepEqual(readdirSync(join(base, name)).sort(), ['journal.db', 'sluice.toml'], 'nothing set aside or created beside it');
