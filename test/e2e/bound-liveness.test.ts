@@ -202,3 +202,69 @@ test('min_free_bytes reached (8 MiB tmpfs), then the filesystem gets space back 
     await stopRun(run);
   }
 });
+
+test('min_free_bytes reached (8 MiB tmpfs) under drop_oldest with Kafka away: the oldest are evicted to keep the space free, the source never stays paused; every acknowledged reading is delivered or named by a gap record', async () => {
+  proxy.refuse();
+  const disk = disks.mount('mfevict', 8);
+  const run = start('mfevict', disk, `min_free_bytes = ${freeBytes(disk) - 1536 * 1024}`, 'overflow = "drop_oldest"');
+  try {
+    await run.daemon.waitForLog(/subscribed/);
+    await run.pub.start();
+    await waitForEvent(run.daemon, EVICTED, { timeoutMs: 60000 });
+    await delay(3000);
+    const acked = await run.pub.stop();
+    const { pauses, resumes } = await waitForEveryPauseEnded(run.daemon, { mustPause: false });
+    for (let i = 0; i < pauses.length; i++) printTiming(`min_free_bytes / eviction: pause ${i} -> source reconnects`, pauses[i]!.time, resumes[i]!.time);
+    proxy.release();
+    const acc = await finalAccounting('mfevict', acked);
+    assert.ok(acc.evicted > 0);
+    assert.ok(logEvents(run.daemon, EVICTED).every((e) => e.fields.reason === 'evicted_min_free_bytes'), 'every eviction names the bound');
+  } finally {
+    await stopRun(run);
+  }
+});
+
+test('min_free_bytes reached (8 MiB tmpfs), then max_age_s = 5 evicts what waited too long with Kafka away: the source resumes by itself; every acknowledged reading is delivered or named by a gap record', async () => {
+  proxy.refuse();
+  const disk = disks.mount('mfaged', 8);
+  const run = start('mfaged', disk, `min_free_bytes = ${freeBytes(disk) - 1536 * 1024}\nmax_age_s = 5`);
+  try {
+    const acked = await fillUntilPaused(run, 'min_free_bytes');
+    const paused = logEvents(run.daemon, SOURCE_PAUSED)[0]!;
+    const resumed = await waitForEvent(run.daemon, SOURCE_RESUMED, { since: paused.time });
+    const aged = logEvents(run.daemon, EVICTED).find((e) => e.fields.reason === 'evicted_max_age');
+    assert.ok(aged, 'max_age evicted while the journal was full');
+    printTiming('min_free_bytes / max_age: records aged out (eviction logged) -> source reconnects', aged.time, resumed.time);
+    await delay(2000);
+    proxy.release();
+    const acc = await finalAccounting('mfaged', acked);
+    assert.ok(acc.evicted > 0);
+    await waitForEveryPauseEnded(run.daemon);
+  } finally {
+    await stopRun(run);
+  }
+});
+
+test('min_free_bytes reached (8 MiB tmpfs), then a reload (SIGHUP) lowers journal.min_free_bytes with Kafka away: the source resumes by itself; everything arrives once Kafka is back', async () => {
+  proxy.refuse();
+  const disk = disks.mount('mflower', 8);
+  const run = start('mflower', disk, `min_free_bytes = ${freeBytes(disk) - 1536 * 1024}`);
+  try {
+    const acked = await fillUntilPaused(run, 'min_free_bytes');
+    run.config('min_free_bytes = 0');
+    const hupAt = Date.now();
+    run.daemon.signal('SIGHUP');
+    await run.daemon.waitForLog(/config reloaded/);
+    const resumed = await waitForEvent(run.daemon, SOURCE_RESUMED, { since: hupAt, timeoutMs: 20000 });
+    const room = firstEventAfter(run.daemon, JOURNAL_ROOM, hupAt)!;
+    printTiming('min_free_bytes / bound lowered by reload: SIGHUP -> journal takes records again', hupAt, room.time);
+    printTiming('min_free_bytes / bound lowered by reload: journal takes records again -> source reconnects', room.time, resumed.time);
+    await delay(2000);
+    proxy.release();
+    const acc = await finalAccounting('mflower', acked);
+    assert.equal(acc.evicted, 0);
+    await waitForEveryPauseEnded(run.daemon);
+  } finally {
+    await stopRun(run);
+  }
+});
