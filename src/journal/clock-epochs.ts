@@ -1,5 +1,5 @@
 import type { CaptureClock } from '../time/clock-watch.js';
-import type { CommitHook } from './commit-queue.js';
+import type { CommitHook } from './commit-hook.js';
 import type { TimeQuality } from './journal.js';
 import type { JournalStore } from './store.js';
 

@@ -8,6 +8,7 @@ import type { NewRecord } from './journal.js';
 import { keepEverything, type Classify, type RecordClass } from './retention.js';
 import type { SpaceKeeper } from './space-keeper.js';
 import { isDiskFull, type JournalStore } from './store.js';
+import type { CommitHook } from './commit-hook.js';
 
 /**
  * While commits fail (for a reason other than a full disk, which has its own path), records wait in
@@ -21,11 +22,6 @@ const PENDING_COMMITS = 4;
 const PENDING_MAX_BYTES = 32 * 1024 * 1024;
 /** Gap, alarm and health records may use this many times the bound, so a loss during the failure is still reported. */
 const PENDING_INTERNAL_FACTOR = 2;
-
-/** Something written in the transaction of every group commit; returns what to do once it is durable. */
-export interface CommitHook {
-  inCommit(): (() => void) | null;
-}
 
 /** Records the journal takes even while full: small, rare, and the operator's only view of the site. */
 export function isInternal(record: Pick<NewRecord, 'source'>): boolean {

@@ -1,4 +1,4 @@
-import type { CommitHook } from './commit-queue.js';
+import type { CommitHook } from './commit-hook.js';
 import type { CommitSidecar } from './journal.js';
 import type { JournalStore } from './store.js';
 
