@@ -8,7 +8,7 @@ import type { JournalRecord } from './journal.js';
 import { decodeRecords } from './record-codec.js';
 import type { SpaceReserve } from './reserve.js';
 import { INTERNAL_PRIORITY } from './retention.js';
-import { isDiskFull, type EvictRow, type JournalStore } from './store.js';
+import { isDiskFull, type EvictRow, type JournalStore, type PageUsage } from './store.js';
 
 /** The bounds a reload may change without a restart. */
 export interface SpaceBounds {
@@ -59,6 +59,12 @@ export class SpaceKeeper {
   private readonly onWire = new Map<string, number>();
   private bounds: SpaceBounds;
   private readonly lastNotice = new Map<string, number>();
+  /**
+   * While a reassess runs: what it measured so far. Each figure costs a pragma or a syscall and a
+   * reassess follows every commit, so it measures once; anything that changes the file, the WAL
+   * or the reserve forgets the figures.
+   */
+  private measured: { pages?: PageUsage; fsFree?: number | null; fileSize?: number; walSize?: number } | null = null;
 
   constructor(
     private readonly store: JournalStore,
@@ -113,6 +119,15 @@ export class SpaceKeeper {
    */
   reassess(): void {
     if (!this.store.open) return;
+    this.measured = {};
+    try {
+      this.reassessMeasured();
+    } finally {
+      this.measured = null;
+    }
+  }
+
+  private reassessMeasured(): void {
     let over = this.overage();
     if (over.bytes > 0 && over.reason === 'min_free_bytes' && this.truncateWal()) over = this.overage();
     if (over.bytes > 0) {
@@ -149,7 +164,7 @@ export class SpaceKeeper {
     const before = size();
     if (before === 0) return false;
     try {
-      this.store.checkpoint('TRUNCATE');
+      this.checkpoint('TRUNCATE');
     } catch (err) {
       this.opts.logger.debug({ err }, 'journal: could not truncate the WAL yet');
     }
@@ -174,7 +189,10 @@ export class SpaceKeeper {
       this.setFull('disk_full');
       if (!this.reserve.release()) throw err;
       this.opts.logger.warn({ reserveBytes: this.reserve.size }, 'journal: disk full; gave back the reserve so cursors and deletions keep working');
+      this.changed();
       return write();
+    } finally {
+      this.changed();
     }
   }
 
@@ -185,17 +203,17 @@ export class SpaceKeeper {
    */
   holdReserve(): void {
     if (this.reserve.held || !this.store.open) return;
-    const fsFree = this.opts.freeBytes(dirname(this.opts.path));
+    const fsFree = this.fsFree();
     const need = this.reserve.size + (this.bounds.minFreeBytes ?? 0);
     if (fsFree !== null && fsFree >= need + DISK_FULL_HEADROOM) {
       if (this.reserve.hold()) this.opts.logger.info({ reserveBytes: this.reserve.size }, 'journal: reserve held again');
       return;
     }
-    const { free, pageSize } = this.store.pages();
+    const { free, pageSize } = this.pages();
     if (free * pageSize < 2 * this.reserve.size + DISK_FULL_HEADROOM) return;
     try {
-      this.store.releasePages(Math.ceil(this.reserve.size / pageSize) + 8);
-      this.store.checkpoint('PASSIVE');
+      this.releasePages(Math.ceil(this.reserve.size / pageSize) + 8);
+      this.checkpoint('PASSIVE');
     } catch (err) {
       this.opts.logger.debug({ err }, 'journal: could not hand free pages back for the reserve yet');
       return;
@@ -203,13 +221,57 @@ export class SpaceKeeper {
     if (this.reserve.hold()) this.opts.logger.info({ reserveBytes: this.reserve.size }, 'journal: reserve held again, from the journal\'s own free pages');
   }
 
+  private pages(): PageUsage {
+    if (!this.measured) return this.store.pages();
+    return (this.measured.pages ??= this.store.pages());
+  }
+
+  private fsFree(): number | null {
+    if (!this.measured) return this.opts.freeBytes(dirname(this.opts.path));
+    if (this.measured.fsFree === undefined) this.measured.fsFree = this.opts.freeBytes(dirname(this.opts.path));
+    return this.measured.fsFree;
+  }
+
+  private fileSize(): number | undefined {
+    if (this.measured?.fileSize !== undefined) return this.measured.fileSize;
+    let size: number;
+    try {
+      size = statSync(this.opts.path).size;
+    } catch {
+      return undefined;
+    }
+    if (this.measured) this.measured.fileSize = size;
+    return size;
+  }
+
+  private checkpoint(mode: 'PASSIVE' | 'TRUNCATE'): void {
+    try {
+      this.store.checkpoint(mode);
+    } finally {
+      this.changed();
+    }
+  }
+
+  private releasePages(pages: number): void {
+    try {
+      this.store.releasePages(pages);
+    } finally {
+      this.changed();
+    }
+  }
+
+  /** After a write that changes pages, the WAL, the file or the free space: measure again. */
+  private changed(): void {
+    if (this.measured) this.measured = {};
+  }
+
   /** Bytes over the tightest bound (<= 0 when within all), and which bound. */
   private overage(): { bytes: number; reason: 'max_bytes' | 'min_free_bytes' } {
-    const { used, free, pageSize } = this.store.pages();
+    const { used, free, pageSize } = this.pages();
     let worst: { bytes: number; reason: 'max_bytes' | 'min_free_bytes' } = { bytes: -Infinity, reason: 'max_bytes' };
     if (this.bounds.maxBytes !== undefined) worst = { bytes: used * pageSize - this.bounds.maxBytes, reason: 'max_bytes' };
     if (this.bounds.minFreeBytes) {
-      const fsFree = this.opts.freeBytes(dirname(this.opts.path));
+      const fsFree = this.fsFree();
       if (fsFree !== null) {
         const short = this.bounds.minFreeBytes - (fsFree + free * pageSize);
         if (short > worst.bytes) worst = { bytes: short, reason: 'min_free_bytes' };
@@ -225,13 +287,9 @@ export class SpaceKeeper {
    * the file do not help while this is above 0.
    */
   private checkpointDebt(): number {
-    const { used, free, pageSize } = this.store.pages();
-    let size: number;
-    try {
-      size = statSync(this.opts.path).size;
-    } catch {
-      return 0;
-    }
+    const { used, free, pageSize } = this.pages();
+    const size = this.fileSize();
+    if (size === undefined) return 0;
     return Math.max(0, (used + free) * pageSize - size);
   }
 
@@ -243,7 +301,7 @@ export class SpaceKeeper {
    * free pages (incremental_vacuum shortens the file) when the filesystem cannot.
    */
   private checkpointShort(): boolean {
-    const fsFree = this.opts.freeBytes(dirname(this.opts.path));
+    const fsFree = this.fsFree();
     if (fsFree === null) return false;
     const spare = this.reserve.held ? 0 : -this.reserve.size;
     const debt = this.checkpointDebt();
@@ -255,7 +313,7 @@ export class SpaceKeeper {
     // need that WAL room, and handing it back would let new records take it.
     if (this.checkpointDebt() === 0 && this.store.stored.bytes < DISK_FULL_HEADROOM && this.walFileBytes() > 0) {
       try {
-        this.store.checkpoint('TRUNCATE');
+        this.checkpoint('TRUNCATE');
       } catch (err) {
         this.opts.logger.debug({ err }, 'journal: could not truncate the WAL yet');
       }
@@ -269,33 +327,37 @@ export class SpaceKeeper {
    * settleDebt hands them back). Null when the filesystem cannot be measured.
    */
   private walRoom(): number | null {
-    const fsFree = this.opts.freeBytes(dirname(this.opts.path));
+    const fsFree = this.fsFree();
     if (fsFree === null) return null;
-    const { free, pageSize } = this.store.pages();
+    const { free, pageSize } = this.pages();
     return fsFree - (this.reserve.held ? 0 : this.reserve.size) + free * pageSize - this.checkpointDebt();
   }
 
   private walFileBytes(): number {
+    if (this.measured?.walSize !== undefined) return this.measured.walSize;
+    let size: number;
     try {
-      return statSync(`${this.opts.path}-wal`).size;
+      size = statSync(`${this.opts.path}-wal`).size;
     } catch {
-      return 0;
+      size = 0;
     }
+    if (this.measured) this.measured.walSize = size;
+    return size;
   }
 
   /** Checkpoints; when the file cannot grow enough for that, first hands free pages back. Returns the debt left. */
   private settleDebt(debt: number): number {
     try {
-      this.store.checkpoint('PASSIVE');
+      this.checkpoint('PASSIVE');
     } catch (err) {
       this.opts.logger.debug({ err }, 'journal: checkpoint did not complete yet');
     }
     const left = this.checkpointDebt();
-    const { free, pageSize } = this.store.pages();
+    const { free, pageSize } = this.pages();
     if (left === 0 || free === 0) return left;
     try {
-      this.withReserve(() => this.store.releasePages(Math.min(free, Math.ceil(debt / pageSize) + 16)));
-      this.store.checkpoint('PASSIVE');
+      this.withReserve(() => this.releasePages(Math.min(free, Math.ceil(debt / pageSize) + 16)));
+      this.checkpoint('PASSIVE');
     } catch (err) {
       this.opts.logger.debug({ err }, 'journal: could not shorten the file for a checkpoint yet');
     }
@@ -307,8 +369,8 @@ export class SpaceKeeper {
    * checkpointed (before, every write needs the filesystem); the reserve does not count.
    */
   private roomAfterDiskFull(): boolean {
-    const { free, pageSize } = this.store.pages();
-    const fsFree = this.opts.freeBytes(dirname(this.opts.path)) ?? 0;
+    const { free, pageSize } = this.pages();
+    const fsFree = this.fsFree() ?? 0;
     const debt = this.checkpointDebt();
     if (debt > 0) return false;
     // With no debt the WAL can be checkpointed and then starts over from its beginning: its file,
@@ -425,6 +487,7 @@ export class SpaceKeeper {
 
   private dropRow(row: EvictRow, minCursor: number, reason: string): void {
     this.store.deleteRow(row);
+    this.changed();
     let records: JournalRecord[];
     try {
       records = decodeRecords(row.data, row.first_seq, row.count);

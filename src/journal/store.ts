@@ -182,6 +182,9 @@ export class JournalStore {
       putEpoch: db.prepare('INSERT OR REPLACE INTO clock_epochs (id, first_seq, boot_id, offset_ms, synced) VALUES (?, ?, ?, ?, ?)'),
       deleteEpoch: db.prepare('DELETE FROM clock_epochs WHERE id = ?'),
       firstStored: db.prepare('SELECT min(first_seq) FROM batches').pluck(),
+      // Prepared once: db.pragma() compiles a statement per call, and room is measured after every commit.
+      pageCount: db.prepare('PRAGMA page_count').pluck(),
+      freelistCount: db.prepare('PRAGMA freelist_count').pluck(),
       setSalvage: db.prepare('INSERT INTO salvage (path, state) VALUES (?, ?) ON CONFLICT (path) DO UPDATE SET state = excluded.state'),
     };
   }
@@ -196,9 +199,8 @@ export class JournalStore {
   }
 
   pages(): PageUsage {
-    const db = this.db;
-    const count = db.pragma('page_count', { simple: true }) as number;
-    const free = db.pragma('freelist_count', { simple: true }) as number;
+    const count = this.stmts.pageCount.get() as number;
+    const free = this.stmts.freelistCount.get() as number;
     return { pageSize: this.pageSizeBytes, used: count - free, free };
   }
 

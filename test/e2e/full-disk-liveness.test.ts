@@ -42,15 +42,24 @@ function start(name: string, sizeMb: number, leaveBytes: number | null, extra: {
 }
 
 /** kcat reads both topics until every acknowledged reading is delivered or counted as evicted. */
-async function finalAccounting(name: string, acked: Map<string, number[]>): Promise<ReturnType<typeof accountReadings>> {
+async function finalAccounting(name: string, acked: Map<string, number[]>, daemon: Daemon): Promise<ReturnType<typeof accountReadings>> {
+  let last = '';
   const read = async (): Promise<{ readings: KafkaMessage[]; gaps: KafkaMessage[] } | null> => {
     const readings = await consumeOrEmpty(bootstrap(), `readings-live${name}`);
     const gaps = await consumeOrEmpty(bootstrap(), `gaps-live${name}`);
     const evicted = gaps.map((g) => JSON.parse(g.payload ?? '{}') as { reason: string; count: number }).filter((g) => g.reason.startsWith('evicted_')).reduce((n, g) => n + g.count, 0);
-    return checkDelivery(readings, acked).missing.length <= evicted ? { readings, gaps } : null;
+    const missing = checkDelivery(readings, acked).missing.length;
+    last = `${readings.length} readings in Kafka, ${missing} acknowledged missing, ${evicted} named evicted by ${gaps.length} gap records`;
+    return missing <= evicted ? { readings, gaps } : null;
   };
-  const { readings, gaps } = await waitFor(read, { timeoutMs: 120000, intervalMs: 1000, what: `every acknowledged reading of ${name} in Kafka or evicted` });
-  return accountReadings(readings, gaps, acked, name);
+  try {
+    const { readings, gaps } = await waitFor(read, { timeoutMs: 120000, intervalMs: 1000, what: `every acknowledged reading of ${name} in Kafka or evicted` });
+    return accountReadings(readings, gaps, acked, name);
+  } catch (err) {
+    // A stuck drain is the failure this file exists to catch: show what the daemon was doing.
+    console.log(`${name}: ${last}\n${daemon.lines.slice(-60).map((l) => l.slice(0, 400)).join('\n')}`);
+    throw err;
+  }
 }
 
 async function stopRun(run: Run & { filler?: string | null }): Promise<void> {
@@ -91,7 +100,7 @@ test('disk full (24 MiB tmpfs), then Kafka back while the filesystem stays full:
     printTiming('disk full / sink drains (fs stays full): journal takes records again -> source reconnects', room.time, resumed.time);
     assert.ok(freeAtResume < 2 * 1024 * 1024, `room came from the journal's own pages, not the filesystem (${freeAtResume} bytes free)`);
 
-    const acc = await finalAccounting('drain', acked);
+    const acc = await finalAccounting('drain', acked, daemon);
     assert.equal(acc.evicted, 0, 'backpressure evicts nothing');
     const drained = logEvents(daemon, /^backlog drained$/).at(-1);
     if (drained) printTiming('disk full / sink drains: Kafka back -> backlog drained', kafkaAt, drained.time);
@@ -125,7 +134,7 @@ test('disk full (8 MiB tmpfs), then the filesystem gets space back (a filler del
     // Let the session's backlog come in before Kafka returns.
     await delay(2000);
     proxy.release();
-    const acc = await finalAccounting('freed', acked);
+    const acc = await finalAccounting('freed', acked, daemon);
     assert.equal(acc.evicted, 0);
     await waitForEveryPauseEnded(daemon);
   } finally {
@@ -151,7 +160,7 @@ test('disk full (8 MiB tmpfs) under drop_oldest with Kafka away: the oldest are 
     for (let i = 0; i < pauses.length; i++) printTiming(`disk full / eviction: pause ${i} -> source reconnects`, pauses[i]!.time, resumes[i]!.time);
     console.log(`disk full / eviction: first eviction at +${evicted.time - run.daemon.startedAt} ms; source paused ${pauses.length} time(s); evictions logged ${logEvents(daemon, EVICTED).length}`);
     proxy.release();
-    const acc = await finalAccounting('evict', acked);
+    const acc = await finalAccounting('evict', acked, daemon);
     assert.ok(acc.evicted > 0, 'the full disk made room by eviction');
     assert.ok(logEvents(daemon, EVICTED).every((e) => e.fields.reason === 'evicted_disk_full'), 'every eviction says the disk was full');
   } finally {
@@ -176,7 +185,7 @@ test('disk full (8 MiB tmpfs), then max_age_s = 5 evicts what waited too long wi
     printTiming('disk full / max_age: source paused -> source reconnects', paused.time, resumed.time);
     await delay(2000);
     proxy.release();
-    const acc = await finalAccounting('aged', acked);
+    const acc = await finalAccounting('aged', acked, daemon);
     assert.ok(acc.evicted > 0);
     await waitForEveryPauseEnded(daemon);
   } finally {
