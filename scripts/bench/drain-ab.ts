@@ -4,7 +4,7 @@
  * Mosquitto and one Kafka. Reports records/s and CPU µs per record (process user+sys, /proc) for
  * each run. For measuring a change to the drain path without the whole bench.
  *
- *   node dist/scripts/bench/drain-ab.js [--n 200000] [--runs 3] [--prof DIR] LABEL=path/to/dist/src/main.js ...
+ *   node dist/scripts/bench/drain-ab.js [--n 200000] [--runs 3] [--prof DIR] LABEL=path/to/dist/src/main.js[@sink TOML line] ...
  *
  * `--prof DIR`: each sluice run writes a V8 CPU profile there (node --cpu-prof).
  */
@@ -32,10 +32,11 @@ const n = Number(opt('n', '200000'));
 const runs = Number(opt('runs', '3'));
 const prof = opt('prof', '');
 const builds = argv.map((a) => {
-  const [label, bin] = a.split('=');
-  return { label: label!, bin: bin! };
+  const [label, rest] = [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)];
+  const [bin, extra] = rest.split('@');
+  return { label, bin: bin!, extra: extra ?? '' };
 });
-if (builds.length === 0) builds.push({ label: 'this', bin: join(repoRoot, 'dist/src/main.js') });
+if (builds.length === 0) builds.push({ label: 'this', bin: join(repoRoot, 'dist/src/main.js'), extra: '' });
 const log = (m: string): void => void process.stderr.write(`drain-ab: ${m}\n`);
 
 const tmp = tempDir('sluice-drain-ab-');
@@ -54,13 +55,13 @@ function journalRows(path: string): number {
 
 const exited = (p: ChildProcess): Promise<void> => (p.exitCode !== null ? Promise.resolve() : new Promise((r) => p.once('exit', () => r())));
 
-async function drainSluice(bin: string, template: string, admin: ReturnType<Kafka['admin']>): Promise<{ rate: number; cpuUs: number }> {
+async function drainSluice(bin: string, extra: string, template: string, admin: ReturnType<Kafka['admin']>): Promise<{ rate: number; cpuUs: number }> {
   const dir = join(tmp.path, `drain-${++runId}`);
   mkdirSync(dir, { recursive: true });
   copyFileSync(template, join(dir, 'journal.db'));
   const topic = `drain-${runId}`;
   await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 3 }] });
-  const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], durability: 'crash', subscribe: 'idle/#', clientId: `sluice-ab-${runId}`, sinkExtra: 'compression = "none"', routes: [{ match: 'bench/+device/#', topic, key: '{device}' }] });
+  const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], durability: 'crash', subscribe: 'idle/#', clientId: `sluice-ab-${runId}`, sinkExtra: `compression = "none"\n${extra}`, routes: [{ match: 'bench/+device/#', topic, key: '{device}' }] });
   const args = [...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []), bin, 'run', '-c', config];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
@@ -112,7 +113,7 @@ async function main(): Promise<void> {
   };
   for (let i = 0; i < runs; i++) {
     put('bare kafkajs, five headers', await drainBare(admin));
-    for (const b of builds) put(b.label, await drainSluice(b.bin, template, admin));
+    for (const b of builds) put(b.label, await drainSluice(b.bin, b.extra, template, admin));
   }
   await admin.disconnect();
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
