@@ -175,7 +175,7 @@ export const sinkSchema = z.strictObject({
   metadata_headers: z
     .enum(['compact', 'legacy'])
     .default('compact')
-    .describe('How each Kafka record says where it came from. "compact": one header "sluice" = "1|<gateway>|<source>|<seq>|<time ms>|<time_quality>|<clock_time>|<topic>" (README, "Wire format"); half the CPU per record of "legacy". "legacy": the separate string headers sluice.gateway, sluice.seq, sluice.source, sluice.topic, sluice.time (and sluice.time_quality, sluice.clock_time) of earlier versions, for consumers that read those. Default "compact".'),
+    .describe('How each Kafka record says where it came from. "compact": one header "sluice" = "1|<gateway>|<source>|<seq>|<time ms>|<time_quality>|<clock_time>|<topic>" (README, "Wire format"); about 0.6 × the drain CPU per record of "legacy" (measured). "legacy": the separate string headers sluice.gateway, sluice.seq, sluice.source, sluice.topic, sluice.time (and sluice.time_quality, sluice.clock_time) of earlier versions, for consumers that read those. Default "compact".'),
   delivery: z
     .enum(['at_least_once', 'exactly_once'])
     .default('at_least_once')
