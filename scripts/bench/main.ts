@@ -229,8 +229,10 @@ async function drainKafkajs(n: number) {
   await createTopic(topic);
   const p = child('bare-producer.js', [kafka.bootstrap, topic, String(n), '2000']);
   const line = await p.waitLine(/done/, 900000);
+  // CPU from its start (connecting included) to the last confirmed batch.
+  const s = sample(p.proc.pid!);
   await exited(p.proc);
-  return { rate: (n * 1000) / Number(line.split(' ')[1]) };
+  return { rate: (n * 1000) / Number(line.split(' ')[1]), cpuUsPerMsg: s.cpuUs / n };
 }
 
 async function drainKcat(file: string, n: number) {
@@ -371,7 +373,7 @@ async function main(): Promise<void> {
     }
     out.end(resolve);
   });
-  const dr = { sluice: [] as Awaited<ReturnType<typeof drainSluice>>[], zstd: [] as Awaited<ReturnType<typeof drainSluice>>[], kafkajs: [] as { rate: number }[], kcat: [] as { rate: number }[] };
+  const dr = { sluice: [] as Awaited<ReturnType<typeof drainSluice>>[], zstd: [] as Awaited<ReturnType<typeof drainSluice>>[], kafkajs: [] as { rate: number; cpuUsPerMsg: number }[], kcat: [] as { rate: number }[] };
   for (let i = 0; i < size.runs; i++) {
     log(`drain run ${i + 1}`);
     dr.kafkajs.push(await drainKafkajs(size.drain));
@@ -381,7 +383,7 @@ async function main(): Promise<void> {
   }
   const drainS = figure(dr.sluice.map((r) => r.rate));
   const drainK = figure(dr.kafkajs.map((r) => r.rate));
-  rows.push({ scenario: 'drain', figure: `${size.drain.toLocaleString('en-US')} journaled records`, unit: 'records/s', sluice: drainS, baseline: { name: 'bare kafkajs producer', value: drainK }, target: '≥ 0.8 × baseline', met: drainS.median >= 0.8 * drainK.median });
+  rows.push({ scenario: 'drain', figure: `${size.drain.toLocaleString('en-US')} journaled records`, unit: 'records/s', sluice: drainS, baseline: { name: 'bare kafkajs producer, five string headers', value: drainK }, target: '≥ 2 × baseline', met: drainS.median >= 2 * drainK.median });
   rows.push({ scenario: 'drain', figure: 'same, with the default codec (zstd; baseline uncompressed)', unit: 'records/s', sluice: figure(dr.zstd.map((r) => r.rate)), baseline: { name: 'bare kafkajs producer', value: drainK } });
   rows.push({ scenario: 'drain', figure: 'reference: kcat -P (librdkafka)', unit: 'records/s', sluice: drainS, baseline: { name: 'kcat -P', value: figure(dr.kcat.map((r) => r.rate)) } });
 
@@ -418,7 +420,9 @@ async function main(): Promise<void> {
   // 7: CPU.
   rows.push({ scenario: 'cpu', figure: 'ingest, durability power', unit: 'µs/msg', sluice: figure(ing.power.map((r) => r.cpuUsPerMsg)), baseline: { name: 'bare subscriber', value: figure(ing.bare.map((r) => r.cpuUsPerMsg)) } });
   rows.push({ scenario: 'cpu', figure: 'ingest, durability crash', unit: 'µs/msg', sluice: figure(ing.crash.map((r) => r.cpuUsPerMsg)), baseline: { name: 'bare subscriber', value: figure(ing.bare.map((r) => r.cpuUsPerMsg)) } });
-  rows.push({ scenario: 'cpu', figure: 'drain, compression none', unit: 'µs/msg', sluice: figure(dr.sluice.map((r) => r.cpuUsPerMsg)) });
+  // Issue 13: drain CPU ≤ 0.5 × the 43.4 µs/record of the table before the compact header.
+  const drainCpu = figure(dr.sluice.map((r) => r.cpuUsPerMsg));
+  rows.push({ scenario: 'cpu', figure: 'drain, compression none', unit: 'µs/msg', sluice: drainCpu, baseline: { name: 'bare kafkajs producer, five string headers', value: figure(dr.kafkajs.map((r) => r.cpuUsPerMsg)) }, target: '≤ 20 µs', met: drainCpu.median <= 20 });
   rows.push({ scenario: 'cpu', figure: 'drain, zstd', unit: 'µs/msg', sluice: figure(dr.zstd.map((r) => r.cpuUsPerMsg)) });
 
   // 8: Modbus polling on one bus (no Kafka involved: polls are journaled, durability power).

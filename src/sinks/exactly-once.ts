@@ -6,6 +6,7 @@ import { SluiceError } from '../errors.js';
 import type { Journal } from '../journal/journal.js';
 import { compressionType, registerCodec } from './compression.js';
 import { PartitionCoverage } from './partition-coverage.js';
+import { metadataOf } from './record-metadata.js';
 import { kafkajsConfig, retryNoticeFor, type CommittedCursor, type KafkaClientContext, type KafkaProducerClient, type OutgoingBatch } from './kafka-client.js';
 
 /** Transactional id of a sink: stable across restarts, so a restarted gateway fences its old producer. */
@@ -46,14 +47,18 @@ interface CursorValue {
   last?: CommittedCursor['last'];
 }
 
-/** seq, time and topic of the highest-seq message of a batch, from its sluice.* headers. */
-function lastShipped(batch: OutgoingBatch): CommittedCursor['last'] {
+/**
+ * seq, time and topic of the highest-seq message of a batch, from its metadata header (compact or
+ * legacy: `metadata_headers` may change between runs). The cursor record keeps the shape earlier
+ * versions wrote, so a cursor topic written before an upgrade is read back the same.
+ */
+export function lastShipped(batch: OutgoingBatch): CommittedCursor['last'] {
   let last: CommittedCursor['last'];
+  // Messages of a topic are in journal order: only each topic's last can be the highest.
   for (const t of batch.topicMessages) {
-    for (const m of t.messages) {
-      const seq = Number(m.headers['sluice.seq']);
-      if (Number.isFinite(seq) && (!last || seq > last.seq)) last = { seq, time: m.headers['sluice.time'] ?? '', topic: m.headers['sluice.topic'] ?? '' };
-    }
+    const m = t.messages[t.messages.length - 1];
+    const meta = m ? metadataOf(m.headers) : null;
+    if (meta && (!last || meta.seq > last.seq)) last = { seq: meta.seq, time: meta.time, topic: meta.topic };
   }
   return last;
 }

@@ -8,12 +8,13 @@ import { PartitionCoverage } from './partition-coverage.js';
 import { ProduceRetryNotice } from './retry-notice.js';
 import type { TokenSource } from './oauth-token.js';
 import { kafkajsBrokers } from './bootstrap-brokers.js';
+import type { HeaderValue } from './record-metadata.js';
 
 /** One batch as the sink hands it to a Kafka client: per topic, messages in journal order. */
 export interface OutgoingBatch {
   topicMessages: {
     topic: string;
-    messages: { key: string | null; value: Buffer; timestamp: string; headers: Record<string, string> }[];
+    messages: { key: Buffer | string | null; value: Buffer; timestamp: string; headers: Record<string, HeaderValue> }[];
   }[];
 }
 
@@ -42,7 +43,7 @@ export interface CommittedCursor {
   seq: number;
   /**
    * seq, capture time and source topic of the last record that went to Kafka with it (from its
-   * sluice.* headers): lets a journal that was replaced (seqs start again) be told from the one
+   * metadata header, compact or legacy): lets a journal that was replaced (seqs start again) be told from the one
    * that wrote the cursor.
    */
   last?: { seq: number; time: string; topic: string };

@@ -19,6 +19,8 @@ import { encodeValue } from './envelope.js';
 import { restampPayload } from './restamp.js';
 import { adoptCommittedCursor } from './exactly-once.js';
 import { securityHint } from './kafka-security.js';
+import { legacyHeaders, METADATA_HEADER, MetadataEncoder, type HeaderValue } from './record-metadata.js';
+import { KeyBuffers } from './cached-partitioner.js';
 
 export interface KafkaSinkDeps {
   journal: Journal;
@@ -62,6 +64,8 @@ export class KafkaSink implements Component {
   private readonly rejects: RejectHandler;
   /** Where a batch's confirmation goes (cursor, or newest_first's head); the dead-letter path uses it too. */
   private confirmRejected: (lastSeq: number) => void = (seq) => this.advance(seq);
+  private readonly metadata: MetadataEncoder;
+  private readonly keys = new KeyBuffers();
 
   constructor(
     private readonly cfg: SinkConfig,
@@ -71,6 +75,7 @@ export class KafkaSink implements Component {
     this.log = deps.logger.child({ component: this.name });
     this.once = new OnceLogger(this.log);
     this.router = new Router(cfg.route, cfg.defaultTopic);
+    this.metadata = new MetadataEncoder(deps.gatewayId);
     this.backoff = new Backoff({ initialMs: cfg.retryMinMs, maxMs: cfg.retryMaxMs });
     this.limiter = cfg.maxBytesPerSecond ? new RateLimiter(cfg.maxBytesPerSecond, deps.clock) : null;
     this.progress = new DrainProgress({ sink: cfg.name, intervalMs: cfg.progressIntervalS * 1000, behindThreshold: cfg.batchMaxRecords, clock: deps.clock, logger: this.log, metrics: deps.metrics });
@@ -273,6 +278,7 @@ export class KafkaSink implements Component {
 
   private toBatch(records: JournalRecord[]): OutgoingBatch {
     const byTopic = new Map<string, OutgoingBatch['topicMessages'][number]['messages']>();
+    const legacy = this.cfg.metadataHeaders === 'legacy';
     for (const r of records) {
       const target = this.router.route(r.topic) ?? (r.topic === GAP_TOPIC ? { topic: this.cfg.gapTopic, key: r.key, valueFormat: 'raw' as const } : null);
       if (!target) {
@@ -282,21 +288,15 @@ export class KafkaSink implements Component {
       }
       let list = byTopic.get(target.topic);
       if (!list) byTopic.set(target.topic, (list = []));
-      const headers: Record<string, string> = {
-        ...(r.headers ?? {}),
-        'sluice.gateway': this.deps.gatewayId,
-        'sluice.seq': String(r.seq),
-        'sluice.source': r.source,
-        'sluice.topic': r.topic,
-        'sluice.time': String(r.time),
-      };
-      // r.time is the best-known capture time (the journal corrects it as it reads); say how good it is.
-      if (r.timeQuality !== undefined) headers['sluice.time_quality'] = r.timeQuality;
-      if (r.clockTime !== undefined) headers['sluice.clock_time'] = String(r.clockTime);
+      // r.time is the best-known capture time (the journal corrects it as it reads); the metadata says how good it is.
+      let headers: Record<string, HeaderValue>;
+      if (legacy) headers = r.headers ? { ...r.headers, ...legacyHeaders(r, this.deps.gatewayId) } : legacyHeaders(r, this.deps.gatewayId);
+      else if (r.headers) headers = { ...r.headers, [METADATA_HEADER]: this.metadata.encode(r) };
+      else headers = { [METADATA_HEADER]: this.metadata.encode(r) };
       const key = target.key ?? r.key;
       const payload = restampPayload(r, this.deps.journal);
       const rec = payload === r.payload ? r : { ...r, payload };
-      list.push({ key, value: encodeValue(target.valueFormat, rec, this.deps.gatewayId, key), timestamp: String(Math.round(r.time)), headers });
+      list.push({ key: this.keys.get(key), value: encodeValue(target.valueFormat, rec, this.deps.gatewayId, key), timestamp: String(Math.round(r.time)), headers });
     }
     return { topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) };
   }

@@ -1,7 +1,8 @@
-import { Partitioners, type ICustomPartitioner, type Message, type RecordMetadata } from 'kafkajs';
+import { type ICustomPartitioner, type Message, type RecordMetadata } from 'kafkajs';
 import type { Logger } from 'pino';
 import { SluiceError } from '../errors.js';
 import type { OutgoingBatch } from './kafka-client.js';
+import { cachedDefaultPartitioner } from './cached-partitioner.js';
 
 /**
  * Checks that Kafka confirmed every partition a batch went to.
@@ -22,9 +23,9 @@ export class PartitionCoverage {
   /** `logger`: a caught partial confirmation is rare and worth a line of its own. */
   constructor(private readonly logger?: Logger) {}
 
-  /** A kafkajs partitioner factory: kafkajs's default partitioner, its choices recorded. */
+  /** A kafkajs partitioner factory: kafkajs's default partitioner (answers cached per key), its choices recorded. */
   readonly createPartitioner: ICustomPartitioner = () => {
-    const inner = Partitioners.DefaultPartitioner();
+    const inner = cachedDefaultPartitioner();
     return (args) => {
       // A new attempt re-partitions from the first message: forget the last attempt's choices.
       if (args.message === this.first) this.chosen.clear();

@@ -33,8 +33,8 @@ export class RateLimiter {
 }
 
 /** What a record costs on a metered link, roughly: payload, key and headers. */
-export function wireBytes(msg: { key: string | null; value: Buffer; headers: Record<string, string> }): number {
-  let n = msg.value.length + (msg.key ? Buffer.byteLength(msg.key) : 0);
+export function wireBytes(msg: { key: Buffer | string | null; value: Buffer; headers: Record<string, string | Buffer> }): number {
+  let n = msg.value.length + (msg.key === null ? 0 : typeof msg.key === 'string' ? Buffer.byteLength(msg.key) : msg.key.length);
   for (const k in msg.headers) n += k.length + msg.headers[k]!.length;
   return n;
 }

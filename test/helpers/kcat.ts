@@ -1,5 +1,6 @@
 import { waitFor } from './wait-for.js';
 import { execFile } from 'node:child_process';
+import { LEGACY_HEADERS, METADATA_HEADER, metadataOf } from '../../src/sinks/record-metadata.js';
 
 export interface KafkaMessage {
   topic: string;
@@ -41,12 +42,31 @@ export function consumeAll(bootstrap: string, topic: string, extra: string[] = [
           const headers: Record<string, string> = {};
           const h = m.headers ?? [];
           for (let i = 0; i + 1 < h.length; i += 2) headers[h[i]!] = h[i + 1]!;
+          expandMetadata(headers);
           out.push({ topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, payload: m.payload, ts: m.ts, headers });
         }
         resolve(out);
       },
     );
   });
+}
+
+/**
+ * Adds the legacy `sluice.*` names for what the compact `sluice` header says, so tests can read a
+ * record's seq, source, topic and time the same way whichever `metadata_headers` the sink used.
+ * (test/e2e/wire-format.test.ts decodes the header on its own, from kcat's raw output.)
+ */
+function expandMetadata(headers: Record<string, string>): void {
+  if (headers[METADATA_HEADER] === undefined) return;
+  const m = metadataOf(headers);
+  if (!m) return;
+  headers[LEGACY_HEADERS.gateway] ??= m.gateway;
+  headers[LEGACY_HEADERS.seq] ??= String(m.seq);
+  headers[LEGACY_HEADERS.source] ??= m.source;
+  headers[LEGACY_HEADERS.topic] ??= m.topic;
+  headers[LEGACY_HEADERS.time] ??= m.time;
+  if (m.timeQuality !== undefined) headers[LEGACY_HEADERS.timeQuality] ??= m.timeQuality;
+  if (m.clockTime !== undefined) headers[LEGACY_HEADERS.clockTime] ??= m.clockTime;
 }
 
 /** Like consumeAll, but an absent topic reads as empty. */

@@ -10,6 +10,7 @@ import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { Metrics } from '../../src/metrics.js';
 import type { OutgoingBatch } from '../../src/sinks/kafka-client.js';
 import { KafkaSink } from '../../src/sinks/kafka-sink.js';
+import { metadataOf } from '../../src/sinks/record-metadata.js';
 import { parseConfig } from '../../src/config/load.js';
 import { ClockWatch } from '../../src/time/clock-watch.js';
 import { createSyncReader, TIMESYNCD_FILE, type SyncState } from '../../src/time/sync-reader.js';
@@ -406,7 +407,7 @@ test('sync state: the timesyncd file when present, else timedatectl (paced), els
   assert.equal((await createSyncReader('assume_synced', 1, deps).read()).state, 'synced');
 });
 
-test('the Kafka record: timestamp and sluice.time are the corrected time, sluice.time_quality says so, sluice.clock_time keeps the clock\'s; gap payload times are corrected too', async () => {
+test('the Kafka record: timestamp and the metadata header\'s time are the corrected time, its time_quality says so, its clock_time keeps the clock\'s; gap payload times are corrected too', async () => {
   const m = new Machine();
   const config = parseConfig(`
 [journal]
@@ -445,18 +446,18 @@ topic = "h"
   await sink.stop();
   const msgs = batches.flatMap((b) => b.topicMessages.flatMap((t) => t.messages.map((msg) => ({ topic: t.topic, ...msg }))));
   const readings = msgs.filter((x) => x.topic === 't');
-  assert.deepEqual(readings.map((x) => [x.timestamp, x.headers!['sluice.time'], x.headers!['sluice.time_quality']]), [
+  assert.deepEqual(readings.map((x) => [x.timestamp, metadataOf(x.headers)!.time, metadataOf(x.headers)!.timeQuality]), [
     [String(t0), String(t0), 'corrected'],
     [String(t2), String(t2), 'synced'],
   ]);
-  assert.equal(readings[0]!.headers!['sluice.clock_time'], String(STALE), 'what the clock said');
-  assert.equal(readings[1]!.headers!['sluice.clock_time'], undefined);
+  assert.equal(metadataOf(readings[0]!.headers)!.clockTime, String(STALE), 'what the clock said');
+  assert.equal(metadataOf(readings[1]!.headers)!.clockTime, undefined);
   const env = JSON.parse(readings[0]!.value.toString()) as { time: string; time_quality: string };
   assert.deepEqual([env.time, env.time_quality], [new Date(t0).toISOString(), 'corrected']);
   const health = msgs.find((x) => x.topic === 'h')!;
   assert.deepEqual(JSON.parse(health.value.toString()), { type: 'health', time: new Date(gapTruth).toISOString(), clock_state: 'unsynced', time_quality: 'corrected' }, 'a health record\'s time is corrected too');
   const gapMsg = msgs.find((x) => x.topic !== 't' && x.topic !== 'h')!;
-  assert.equal(gapMsg.headers!['sluice.time_quality'], 'corrected');
+  assert.equal(metadataOf(gapMsg.headers)!.timeQuality, 'corrected');
   assert.equal(gapMsg.timestamp, String(gapTruth));
   const body = JSON.parse(gapMsg.value.toString()) as { first_time: string; last_time: string; time_quality: string };
   assert.deepEqual([body.first_time, body.last_time, body.time_quality], [new Date(gapTruth - 5).toISOString(), new Date(gapTruth).toISOString(), 'corrected']);

@@ -22,7 +22,7 @@ function harness(opts: { deadLetterTopic?: string; refuse: (b: OutgoingBatch) =>
     toBatch: (records) => ({ topicMessages: [{ topic: 't', messages: records.map((r) => ({ key: null, value: r.payload, timestamp: String(r.time), headers: { 'sluice.seq': String(r.seq) } })) }] }),
     send: async (b, lastSeq) => {
       if (opts.refuse(b)) throw tooLarge();
-      for (const t of b.topicMessages) sent.push({ topic: t.topic, seqs: t.messages.map((m) => m.headers['sluice.seq']!), lastSeq });
+      for (const t of b.topicMessages) sent.push({ topic: t.topic, seqs: t.messages.map((m) => String(m.headers['sluice.seq']!)), lastSeq });
       if (b.topicMessages.length === 0) sent.push({ topic: '(cursor only)', seqs: [], lastSeq });
     },
   });

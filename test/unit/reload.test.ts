@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { parseConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';
 import type { KafkaProducerClient, OutgoingBatch } from '../../src/sinks/kafka-client.js';
+import { metadataOf } from '../../src/sinks/record-metadata.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -51,7 +52,7 @@ test('reload with a batch in flight: the old sink finishes it before the new one
       sends++;
       // The first batch hangs until the test lets it through, during the reload.
       if (sends === 1) await new Promise<void>((r) => (release = r));
-      for (const t of batch.topicMessages) for (const m of t.messages) sent.push({ topic: t.topic, seq: m.headers['sluice.seq']! });
+      for (const t of batch.topicMessages) for (const m of t.messages) sent.push({ topic: t.topic, seq: String(metadataOf(m.headers)!.seq) });
       inflight--;
     },
   });
