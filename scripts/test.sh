@@ -15,6 +15,7 @@ bash scripts/ensure-test-deps.sh
 use_node 24
 ensure_node_modules
 npm run --silent build
+echo "# set-up (test tools, Node, npm ci, build): $SECONDS s"
 
 args=()
 picked=()
