@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/npm-env.sh
+use_supported_node
 bash scripts/ensure-test-deps.sh
 ensure_node_modules
+ensure_native_build
 npm run --silent build
 exec node dist/scripts/bench/main.js "$@"

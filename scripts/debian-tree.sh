@@ -7,8 +7,8 @@
 # The list is what a bare Debian needs for the README's "Install on a Raspberry Pi" (Raspberry Pi
 # OS has all of it already): systemd and dbus to run the service, sudo for the README's
 # commands, python3 and ca-certificates because NodeSource's nodejs package depends on them, and
-# socat for the test's stand-in serial port. Node itself is the host's NodeSource package, bound
-# in by the test (no mirror here carries Node 20).
+# socat for the test's stand-in serial port. Node itself (22 or 24) is the one running the test,
+# bound in by the test (no mirror here carries NodeSource's packages).
 set -euo pipefail
 packages=systemd,systemd-sysv,dbus,sudo,python3,ca-certificates,socat
 version="bookworm-minbase-1-$(echo "$packages" | md5sum | cut -c1-8)"

@@ -45,24 +45,30 @@ fi
 
 node_bin=$(command -v node || true)
 if [ -z "$node_bin" ]; then
-  echo "install.sh: Node.js is not installed; install Node.js 20 or later first (see the README)" >&2
+  echo "install.sh: Node.js is not installed; install Node.js 24 (or 22) first (see the README)" >&2
   exit 1
 fi
 node_bin=$(readlink -f "$node_bin")
 node_major=$("$node_bin" -p 'process.versions.node.split(".")[0]')
-if [ "$node_major" -lt 20 ]; then
-  echo "install.sh: Node.js $("$node_bin" --version) is too old; sluice needs 20 or later" >&2
+if [ "$node_major" -lt 22 ]; then
+  # Node 20 is end of life, and better-sqlite3 13 (N-API 10) crashes it (SIGSEGV) on first use.
+  echo "install.sh: Node.js $("$node_bin" --version) ($node_bin) is too old; sluice needs Node.js 22 or later (24 recommended; see the README)" >&2
   exit 1
 fi
 
-# 1. Build, if this checkout has not been built.
+# 1. Build, if this checkout has not been built; the native modules must load on $node_bin,
+#    the Node the service runs on.
 cd "$src"
+PATH="$(dirname "$node_bin"):$PATH"
+hash -r
+. scripts/npm-env.sh
+set_nodedir
 if [ ! -f dist/src/main.js ]; then
   say "building sluice (npm ci, tsc)"
-  . scripts/npm-env.sh
   ensure_node_modules
   npm run --silent build
 fi
+ensure_native_build
 
 # 2. The code: staged beside PREFIX, then swapped in whole.
 dest="$root$prefix"

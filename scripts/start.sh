@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/npm-env.sh
+use_supported_node
 ensure_node_modules
+ensure_native_build
 npm run --silent build
 config=config.example.toml
 if [ "${1:-}" = "-c" ] && [ -n "${2:-}" ]; then config=$2; fi

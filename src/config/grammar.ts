@@ -184,6 +184,23 @@ export function brokerAddress() {
 
 const MQTT_PROTOCOLS = ['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:', 'ssl:'];
 
+/**
+ * The legacy url.parse(), the parser MQTT.js connects with. Node 24 warns once per process
+ * (DEP0169, on stderr) when it is called from outside node_modules; here it is called on purpose,
+ * so the warning would only break `check-config`'s promise that stderr holds the report alone.
+ * The warning is a one-shot: once consumed here, no later url.parse() would warn either (sluice
+ * calls it nowhere else; MQTT.js's calls, inside node_modules, never warn).
+ */
+function mqttJsUrlParse(url: string): ReturnType<typeof legacyUrlParse> {
+  const quiet = process.noDeprecation;
+  process.noDeprecation = true;
+  try {
+    return legacyUrlParse(url);
+  } finally {
+    process.noDeprecation = quiet;
+  }
+}
+
 /** Why an MQTT broker URL cannot be used, or null. Checked as both URL parsers read it: MQTT.js uses the legacy one. */
 export function mqttUrlProblem(url: string): string | null {
   let parsed: URL;
@@ -199,7 +216,7 @@ export function mqttUrlProblem(url: string): string | null {
   // MQTT.js would take these over the config's keys, and the URL is logged.
   if (parsed.username || parsed.password) return 'must not hold credentials: give username and password (or password_env, password_file) instead; the URL is logged';
   if (parsed.searchParams.has('clientId')) return 'must not hold a clientId: give client_id instead';
-  const legacy = legacyUrlParse(url);
+  const legacy = mqttJsUrlParse(url);
   if ((legacy.hostname ?? '') !== host.toLowerCase() || (legacy.port ?? '') !== parsed.port) return 'is ambiguous (URL parsers disagree on its host or port)';
   return null;
 }

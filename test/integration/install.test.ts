@@ -72,7 +72,12 @@ test('install.sh into a temporary root: files, modes and ownership as documented
     assert.equal(config.journal.path, '/var/lib/sluice/journal.db');
     // Unit installed and enabled.
     assert.equal(owner(join(root, 'etc/systemd/system/sluice.service')), '644 0:0');
-    assert.match(readFileSync(join(root, 'etc/systemd/system/sluice.service'), 'utf8'), /^ExecStart=\/\S*node \/opt\/sluice\/dist\/src\/main\.js run -c \/etc\/sluice\/sluice\.toml$/m);
+    const execStart = /^ExecStart=(\/\S*node) \/opt\/sluice\/dist\/src\/main\.js run -c \/etc\/sluice\/sluice\.toml$/m.exec(readFileSync(join(root, 'etc/systemd/system/sluice.service'), 'utf8'));
+    assert.ok(execStart, 'ExecStart runs node on the installed main.js');
+    // The service's Node is a supported LTS (22 or later), the one the installed native modules load on.
+    const unitNode = await new Promise<string>((resolve) => execFile(execStart[1]!, ['-e', `new (require(${JSON.stringify(join(root, 'opt/sluice/node_modules/better-sqlite3'))}))(':memory:').close(); console.log(process.versions.node)`], (err, stdout, stderr) => resolve(err ? `failed: ${stderr}` : stdout.trim())));
+    assert.match(unitNode, /^\d+\./, unitNode);
+    assert.ok(Number(unitNode.split('.')[0]) >= 22, `the unit's node is ${unitNode}`);
     assert.equal(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants/sluice.service')), '/etc/systemd/system/sluice.service');
     // The installed copy runs.
     const check = await new Promise<string>((resolve) => execFile(process.execPath, [join(root, 'opt/sluice/dist/src/main.js'), 'check-config', '-c', join(root, 'etc/sluice/sluice.toml')], (err, stdout, stderr) => resolve(err ? `failed: ${stderr}` : stdout)));
@@ -109,6 +114,26 @@ test('install.sh into a temporary root: files, modes and ownership as documented
     assert.ok(!existsSync(join(root, 'etc/sluice')));
     assert.equal(idOf(root, 'passwd', 'sluice'), null);
     assert.equal(idOf(root, 'group', 'sluice'), null);
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('install.sh refuses a Node.js older than 22 (exit 1, says which and why) and installs nothing', async () => {
+  const tmp = tempDir();
+  try {
+    const root = join(tmp.path, 'root');
+    const bin = join(tmp.path, 'bin');
+    mkdirSync(join(root, 'etc'), { recursive: true });
+    for (const f of ['passwd', 'group']) copyFileSync(`/etc/${f}`, join(root, 'etc', f));
+    // A stand-in for an end-of-life Node 20 first on PATH: answers what install.sh asks a node.
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'node'), '#!/bin/sh\ncase "$*" in *--version*) echo v20.20.2 ;; *process.versions.node*) echo 20 ;; *) exit 99 ;; esac\n', { mode: 0o755 });
+    const r = await sh('install.sh', [], { DESTDIR: root, PATH: `${bin}:${process.env.PATH ?? ''}` });
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /install\.sh: Node\.js v20\.20\.2 \(.*\/bin\/node\) is too old; sluice needs Node\.js 22 or later/);
+    assert.deepEqual(readdirSync(root), ['etc']);
+    assert.deepEqual(readdirSync(join(root, 'etc')).sort(), ['group', 'passwd']);
   } finally {
     tmp.cleanup();
   }

@@ -129,8 +129,10 @@ describe('the Raspberry Pi install under a real systemd (systemd-nspawn, Debian 
     assert.equal(m.code, 0, `cannot mount an overlay of ${tree}: ${m.stderr}`);
     mounted = true;
 
-    // Node: the host's NodeSource package (README step 1), bound in where that package puts it.
+    // Node: the one running this test (scripts/test.sh runs it on the pinned Node 24 and again on
+    // Node 22), bound in where NodeSource's package (README step 1) puts it.
     const node = realpathSync(process.execPath);
+    assert.ok(Number(process.versions.node.split('.')[0]) >= 22, `the guest gets Node ${process.version}; sluice needs 22 or later`);
     const npmCli = realpathSync((await run('bash', ['-c', 'command -v npm'])).stdout.trim());
     const npmDir = dirname(dirname(npmCli));
     assert.ok(existsSync(join(npmDir, 'package.json')), `npm not found beside ${npmCli}`);
@@ -193,6 +195,7 @@ describe('the Raspberry Pi install under a real systemd (systemd-nspawn, Debian 
   });
 
   it('installs with `sudo scripts/install.sh` from a copy of the checkout (README step 2): enabled, not started', async () => {
+    assert.equal((await ok('node --version')).trim(), process.version);
     const out = await ok('cd /root/sluice && sudo scripts/install.sh 2>&1', 300000);
     assert.match(out, /installed sluice .* in \/opt\/sluice/);
     assert.equal((await guest('systemctl is-enabled sluice')).stdout.trim(), 'enabled');

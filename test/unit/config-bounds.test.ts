@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -100,6 +101,36 @@ test('ports outside 1-65535, host names that are not names, and URLs that do not
   for (const host of ['0.0.0.0', '::1', '::', 'localhost', 'gw-7.local']) accepted(`[http]\nhost = ${JSON.stringify(host)}\n`);
   accepted(`${SINK().replace('127.0.0.1:9092', '[::1]:9092')}${MQTT().replace('127.0.0.1:1883', '[::1]:1883')}`);
   accepted(SINK().replace('"127.0.0.1:9092"', '"b-1.kafka.eu-west-1.amazonaws.com:9096", "k2:9092"'));
+});
+
+test('checking an MQTT URL as MQTT.js parses it prints no deprecation warning (Node 24 warns on url.parse, DEP0169): check-config\'s stderr is its report alone', async () => {
+  const tmp = tempDir();
+  try {
+    // A process of its own: the warning is once per process, and this one may have spent it.
+    const script = join(tmp.path, 'check-urls.mjs');
+    writeFileSync(
+      script,
+      `import { mqttUrlProblem } from ${JSON.stringify(new URL('../../src/config/grammar.js', import.meta.url).href)};
+process.on('warning', (w) => console.log('warning', w.name, w.code));
+console.log(JSON.stringify([mqttUrlProblem('mqtt://127.0.0.1:1883'), mqttUrlProblem('mqtts://broker.example:8883'), mqttUrlProblem('mqtt://u:p@h:1'), process.noDeprecation ?? null]));
+setImmediate(() => console.log('end'));
+`,
+    );
+    const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(process.execPath, [script], (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr })),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    const lines = r.stdout.trim().split('\n');
+    assert.deepEqual(lines.slice(1), ['end'], `no warning event: ${r.stdout}`);
+    const [plain, tls, creds, noDeprecation] = JSON.parse(lines[0]!) as (string | boolean | null)[];
+    assert.equal(plain, null);
+    assert.equal(tls, null);
+    assert.match(String(creds), /credentials/);
+    assert.equal(noDeprecation, null, 'process.noDeprecation is left as it was');
+  } finally {
+    tmp.cleanup();
+  }
 });
 
 test('an IPv6 bootstrap broker reaches kafkajs through a socket factory that connects to the address', async (t) => {
