@@ -405,7 +405,7 @@ async function main(): Promise<void> {
     rows.push({ scenario: 'ingest', figure: `durability ${d}`, unit: 'msg/s', sluice: f, baseline: { name: 'bare MQTT.js subscriber', value: bareRate }, target: `≥ ${target} × baseline`, met: f.median >= target * bareRate.median });
   }
 
-  // 2: live end to end, then latency at half of sluice's maximum rate.
+  // 2: live end to end, then latency at half of the naive bridge's maximum rate (issue 13).
   const lv = { sluice: [] as Awaited<ReturnType<typeof live>>[], naive: [] as Awaited<ReturnType<typeof live>>[] };
   for (let i = 0; i < size.runs; i++) {
     log(`live run ${i + 1}`);
