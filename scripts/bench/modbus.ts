@@ -35,7 +35,7 @@ export interface ModbusRun {
   cpuUsPerValue: number;
 }
 
-export async function benchModbus(seconds: number, workDir: string): Promise<ModbusRun> {
+export async function benchModbus(seconds: number, workDir: string, env: Record<string, string> = {}): Promise<ModbusRun> {
   mkdirSync(workDir, { recursive: true });
   const devices = benchDevices();
   const port = await freePort();
@@ -49,7 +49,7 @@ export async function benchModbus(seconds: number, workDir: string): Promise<Mod
     config,
     `[log]\nformat = "json"\n[http]\nenabled = false\n[health]\nenabled = false\n[journal]\npath = "${journal}"\ndurability = "power"\n\n[[modbus]]\nname = "bench"\ntransport = "tcp"\naddress = "127.0.0.1:${port}"\n\n${deviceToml(devices, 10).replaceAll('timeout_ms = 8', 'timeout_ms = 9')}`,
   );
-  const daemon = Daemon.run(config).start();
+  const daemon = Daemon.run(config, env).start();
   try {
     await daemon.waitForLog(/modbus link open/, 20000);
     // Warm up: the first polls land.

@@ -20,6 +20,14 @@ import type { CommitHook } from './commit-hook.js';
  */
 const PENDING_COMMITS = 4;
 const PENDING_MAX_BYTES = 32 * 1024 * 1024;
+/**
+ * A group commit happens at once when this much payload waits, whatever commit_max_records says:
+ * the commit copies every waiting payload into one row, so this bounds that copy and how many
+ * large payloads (up to receive_maximum × max_payload_bytes in flight) sit in memory before their
+ * acknowledgement releases them. 4 MiB is thousands of ordinary readings, so small records still
+ * commit by count or by time.
+ */
+const COMMIT_MAX_BYTES = 4 * 1024 * 1024;
 /** Gap, alarm and health records may use this many times the bound, so a loss during the failure is still reported. */
 const PENDING_INTERNAL_FACTOR = 2;
 
@@ -103,7 +111,7 @@ export class CommitQueue {
     this.pendingClass.push((this.opts.classify ?? keepEverything)(record.source, record.topic));
     const seq = this.nextSeq++;
     if (this.failing || this.stopped) return seq; // the retry timer paces commits while they fail
-    if (this.pending.length >= this.opts.commitMaxRecords) {
+    if (this.pending.length >= this.opts.commitMaxRecords || this.pendingBytes >= COMMIT_MAX_BYTES) {
       // Commit outside the caller's stack: listeners acknowledge upstream and must not re-enter the source.
       this.immediate ??= setImmediate(() => {
         this.immediate = null;

@@ -1,6 +1,5 @@
 import { readdir, readFile, statfs } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import si from 'systeminformation';
 
 /** What the gateway machine looks like right now; every field null where the platform does not say. */
 export interface SystemStats {
@@ -53,7 +52,7 @@ export class SystemStatsCollector {
       this.read('/proc/loadavg'),
       this.read('/proc/stat'),
       this.cpuTemp(),
-      si.mem().catch(() => null),
+      this.memory(),
       statfs(this.diskPath).catch(() => null),
       this.read('/proc/uptime'),
       this.read('/proc/net/dev'),
@@ -78,6 +77,23 @@ export class SystemStatsCollector {
       net_rx_bytes: net?.rx ?? null,
       net_tx_bytes: net?.tx ?? null,
     };
+  }
+
+  /**
+   * MemTotal and MemAvailable from /proc/meminfo (what systeminformation's mem() reads on Linux);
+   * systeminformation itself, ~1.3 MB of heap once loaded, only where /proc/meminfo is absent.
+   */
+  private async memory(): Promise<{ total: number; available: number } | null> {
+    const info = await this.read('/proc/meminfo');
+    const kb = (k: string): number | null => {
+      const m = info === null ? null : new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(info);
+      return m ? Number(m[1]) * 1024 : null;
+    };
+    const total = kb('MemTotal');
+    const available = kb('MemAvailable');
+    if (total !== null && available !== null) return { total, available };
+    const si = (await import('systeminformation')).default;
+    return si.mem().catch(() => null);
   }
 
   /** From the aggregate "cpu" line of /proc/stat: busy jiffies over total jiffies since last time. */

@@ -139,6 +139,9 @@ export class MqttSource implements Component {
       manualConnect: true,
       // MQTT.js otherwise calls the `debug` package several times per packet: ~3% of CPU, measured.
       log: () => undefined,
+      // mqtt-packet otherwise pre-builds a 2-byte Buffer for every packet id, 65,536 of them: ~6 MB
+      // of heap (a third of sluice's idle heap, measured) to save one tiny allocation per ack.
+      writeCache: false,
       incomingStore: qos2 as unknown as IClientOptions['incomingStore'],
       properties: cfg.protocolVersion === 5 ? { sessionExpiryInterval: cfg.sessionExpiryS, receiveMaximum: cfg.receiveMaximum } : undefined,
       ...(cfg.tls.enabled || cfg.url.startsWith('mqtts') || cfg.url.startsWith('wss')

@@ -56,6 +56,11 @@ export class KafkaBroker {
     private readonly opts: KafkaBrokerOptions = {},
   ) {}
 
+  /** The broker's process id while it runs (the bench pins it to a core). */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
   get bootstrap(): string {
     return `127.0.0.1:${this.port}`;
   }

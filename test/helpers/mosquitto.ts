@@ -17,6 +17,11 @@ export class MosquittoBroker {
     private readonly opts: { persistence?: boolean; tls?: { pki: TestPki; users: { name: string; password: string }[] } } = {},
   ) {}
 
+  /** The broker's process id while it runs (the bench pins it to a core). */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
   get url(): string {
     return `mqtt://127.0.0.1:${this.port}`;
   }

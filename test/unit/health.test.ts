@@ -64,6 +64,7 @@ test('health record: fields from /proc and /sys, CPU busy from the delta between
     '/proc/loadavg': '0.50 0.40 0.30 1/123 4567\n',
     '/proc/stat': 'cpu  100 0 100 800 0 0 0 0 0 0\n',
     '/proc/uptime': '12345.67 2345.00\n',
+    '/proc/meminfo': 'MemTotal:        3884000 kB\nMemFree:          100000 kB\nMemAvailable:    2000000 kB\nBuffers:           10000 kB\n',
     '/proc/net/dev': 'Inter-|   Receive |  Transmit\n face |bytes packets|bytes\n    lo: 999 1 0 0 0 0 0 0 999 1 0 0 0 0 0 0\n  eth0: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0\n wlan0: 5 1 0 0 0 0 0 0 7 1 0 0 0 0 0 0\n',
   };
   const c = new SystemStatsCollector('/', async (p) => files[p] ?? null);
@@ -74,6 +75,8 @@ test('health record: fields from /proc and /sys, CPU busy from the delta between
   assert.equal(first.system_uptime_s, 12345.67);
   assert.equal(first.net_rx_bytes, 1005);
   assert.equal(first.net_tx_bytes, 2007);
+  assert.equal(first.mem_total_bytes, 3884000 * 1024);
+  assert.equal(first.mem_available_bytes, 2000000 * 1024);
   assert.ok(first.disk_free_bytes! > 0);
   files['/proc/stat'] = 'cpu  150 0 150 900 0 0 0 0 0 0\n'; // 100 busy of 200 jiffies
   assert.equal((await c.collect()).cpu_busy_pct, 50);

@@ -87,6 +87,20 @@ test('a full group commits at once without waiting for the delay', async () => {
   await j.stop();
 });
 
+test('4 MiB of waiting payload commits at once, whatever commit_max_records and the delay say (bounds a burst of large payloads)', async () => {
+  const j = journal({ commitDelayMs: 600000, commitMaxRecords: 1000 });
+  await j.start();
+  const mib = Buffer.alloc(1024 * 1024, 1);
+  for (let i = 0; i < 3; i++) j.append(rec(i, { payload: mib }));
+  await new Promise(setImmediate);
+  assert.equal(j.committedSeq, 0, 'under 4 MiB: waits for the delay');
+  j.append(rec(3, { payload: mib }));
+  // The commit is scheduled with setImmediate at the append; this one runs after it.
+  await new Promise(setImmediate);
+  assert.equal(j.committedSeq, 4);
+  await j.stop();
+});
+
 test('seq is never reused: not after the journal drains, not after a restart', async () => {
   const path = join(tmp.path, 'reuse.db');
   const j = journal({ path });

@@ -1,8 +1,7 @@
-import { SerialPortStream } from '@serialport/stream';
-import { SerialPort } from 'serialport';
+import type { SerialPortStream } from '@serialport/stream';
 import type { Clock } from '../../util/clock.js';
 import { sleep } from '../../util/sleep.js';
-import type { SerialBinding } from '../serial/serial-source.js';
+import { createSerialPortStream, defaultSerialBinding, type SerialBinding } from '../serial/serial-port.js';
 import { parseRtuResponse, rtuFrameLength, rtuRequest, type ReadRequest, type ReadResult } from './frames.js';
 import { Reopener, type LinkState } from './reopener.js';
 import type { ModbusTransport, Monotonic } from './transport.js';
@@ -73,7 +72,7 @@ export class RtuTransport implements ModbusTransport {
     private readonly s: RtuSettings,
     private readonly deps: RtuDeps,
   ) {
-    this.binding = deps.binding ?? SerialPort.binding;
+    this.binding = deps.binding ?? defaultSerialBinding();
     this.now = deps.monotonic ?? (() => performance.now());
     this.gapMs = frameGapMs(s);
     this.charMs = charTimeMs(s);
@@ -95,7 +94,7 @@ export class RtuTransport implements ModbusTransport {
 
   private open(): Promise<void> {
     const s = this.s;
-    const port = new SerialPortStream({ binding: this.binding, path: s.path, baudRate: s.baudRate, dataBits: s.dataBits, parity: s.parity, stopBits: s.stopBits, autoOpen: false });
+    const port = createSerialPortStream({ binding: this.binding, path: s.path, baudRate: s.baudRate, dataBits: s.dataBits, parity: s.parity, stopBits: s.stopBits, autoOpen: false });
     return new Promise<void>((resolve, reject) => {
       port.open((err) => {
         if (err) return reject(err);

@@ -1,6 +1,5 @@
-import { SerialPortStream, type OpenOptions } from '@serialport/stream';
+import type { SerialPortStream } from '@serialport/stream';
 import type { Logger } from 'pino';
-import { SerialPort } from 'serialport';
 import type { Component } from '../../component.js';
 import type { SerialConfig } from '../../config/load.js';
 import { errorMessage, SluiceError } from '../../errors.js';
@@ -14,10 +13,10 @@ import { createDecoder, type Decoder } from './decode.js';
 import { DropCoalescer } from '../drop-coalescer.js';
 import { createFramer, type Framer } from './framing.js';
 import { Poller } from './poller.js';
+import { createSerialPortStream, defaultSerialBinding, type SerialBinding } from './serial-port.js';
 import { compileTopicTemplate, keyFromField } from './topic-template.js';
 
-/** The serialport binding (hardware access); tests pass @serialport/binding-mock's MockBinding. */
-export type SerialBinding = OpenOptions['binding'];
+export type { SerialBinding };
 
 export interface SerialSourceDeps {
   journal: Journal;
@@ -72,7 +71,7 @@ export class SerialSource implements Component {
     this.log = deps.logger.child({ component: this.name });
     this.once = new OnceLogger(this.log);
     this.backoff = new Backoff({ initialMs: cfg.reopenMinMs, maxMs: cfg.reopenMaxMs });
-    this.binding = deps.binding ?? SerialPort.binding;
+    this.binding = deps.binding ?? defaultSerialBinding();
     this.framer = createFramer(cfg, { frame: (f) => this.onFrame(f), oversize: (n) => this.onOversize(n), oversizeStarted: (n) => this.onOversizeStarted(n) });
     this.decoder = createDecoder(cfg);
     this.topicOf = compileTopicTemplate(cfg.topic, cfg.name);
@@ -117,7 +116,7 @@ export class SerialSource implements Component {
   private open(): Promise<void> {
     const cfg = this.cfg;
     this.state = 'opening';
-    const port = new SerialPortStream({
+    const port = createSerialPortStream({
       binding: this.binding,
       path: cfg.path,
       baudRate: cfg.baudRate,
