@@ -56,8 +56,8 @@ export interface ResultRecord {
 }
 
 /** The result records in Kafka, read with kcat. */
-export async function results(bootstrap: string, topic: string): Promise<ResultRecord[]> {
-  return (await consumeOrEmpty(bootstrap, topic)).map((m) => JSON.parse(m.payload ?? 'null') as ResultRecord);
+export async function results(bootstrap: string, topic: string, extra: string[] = []): Promise<ResultRecord[]> {
+  return (await consumeOrEmpty(bootstrap, topic, extra)).map((m) => JSON.parse(m.payload ?? 'null') as ResultRecord);
 }
 
 /** Ids that occur more than once. */
