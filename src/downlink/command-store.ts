@@ -33,46 +33,7 @@ export interface FinishedCommand {
 /** A command as it arrives from Kafka: parsed, or rejected at once with a reason. */
 export type Arrival = { command: Command; origin: string } | { rejected: { id: string; target: string | null; reason: string }; origin: string };
 
-/*
- * The downlink's tables in the journal's SQLite file (same WAL, same durability):
- * - downlink_commands: one row per command id per downlink, kept after it finished (for
- *   keep_done_s / keep_done_max) so a redelivered or re-produced id is recognised. `result`:
- *   0 = no outcome yet, 1 = outcome decided, result record not yet journaled, 2 = journaled (set in
- *   the journal's commit transaction that wrote the result record: exactly one result per command).
- * - downlink_outgoing: MQTT.js's outgoing store for the downlink's clients, keyed by packet id:
- *   the PUBLISH (later the PUBREL) of a command in flight, written before the packet is sent.
- */
-const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS downlink_commands (
-    n INTEGER PRIMARY KEY AUTOINCREMENT,
-    downlink TEXT NOT NULL,
-    id TEXT NOT NULL,
-    target TEXT,
-    payload BLOB,
-    received REAL NOT NULL,
-    deadline REAL,
-    origin TEXT,
-    state TEXT NOT NULL,
-    outcome TEXT,
-    reason TEXT,
-    done_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    result INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (downlink, id)
-  );
-  CREATE INDEX IF NOT EXISTS downlink_waiting ON downlink_commands (downlink, state, target, n);
-  CREATE INDEX IF NOT EXISTS downlink_results ON downlink_commands (downlink, result);
-  CREATE TABLE IF NOT EXISTS downlink_outgoing (
-    client TEXT NOT NULL,
-    message_id INTEGER NOT NULL,
-    n INTEGER NOT NULL,
-    packet BLOB NOT NULL,
-    PRIMARY KEY (client, message_id)
-  ) WITHOUT ROWID;
-`;
-
-/** The SQL of the downlink's tables, for the journal's salvage to carry them over. */
-export const DOWNLINK_SCHEMA = SCHEMA;
+import { DOWNLINK_TABLES } from '../journal/component-tables.js';
 
 export class CommandStore {
   private readonly s: ReturnType<CommandStore['prepare']>;
@@ -81,7 +42,7 @@ export class CommandStore {
     private readonly db: Database.Database,
     private readonly downlink: string,
   ) {
-    db.exec(SCHEMA);
+    db.exec(DOWNLINK_TABLES);
     this.s = this.prepare();
   }
 
