@@ -244,3 +244,36 @@ test('salvage of a damaged journal carries the downlink\'s commands over: known 
   assert.deepEqual(s2.pendingResults().map((r) => r.id), ['a']);
   await again.stop();
 });
+
+test('the commented [[downlink]] example in config.example.toml is valid', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { repoRoot } = await import('../helpers/daemon.js');
+  const text = readFileSync(join(repoRoot, 'config.example.toml'), 'utf8');
+  const block = /^# \[\[downlink\]\]\n(?:# .*\n)+/m.exec(text)![0].replace(/^# /gm, '');
+  const c = parseConfig(`${text}\n${block}`, { baseDir: '/etc/sluice', hostname: 'pi-7' });
+  assert.equal(c.downlink.length, 1);
+  assert.deepEqual(c.downlink[0]!.route.map((r) => r.target), ['valve/+id', 'display', 'relay']);
+});
+
+test('bound on waiting commands: "reject_new" turns the new one down, "drop_oldest" the oldest waiting; each with a rejected result (overflow)', async () => {
+  const { Downlink } = await import('../../src/downlink/downlink.js');
+  const { Metrics } = await import('../../src/metrics.js');
+  for (const overflow of ['reject_new', 'drop_oldest'] as const) {
+    const j = await openJournal(`overflow-${overflow}`);
+    // Nothing listens on these ports: the broker is away, so commands wait.
+    const c = parseConfig(`[gateway]\nid = "gw"\n[[mqtt]]\nname = "local"\nurl = "mqtt://127.0.0.1:1"\n[[mqtt.subscribe]]\ntopic = "a/#"\n[[sink]]\nbrokers = ["127.0.0.1:1"]\n[[downlink]]\nmax_waiting = 2\noverflow = "${overflow}"\n[[downlink.route]]\ntarget = "+id"\nmqtt = "local"\ntopic = "cmd/{id}"\n`);
+    const metrics = new Metrics();
+    const dl = new Downlink(c.downlink[0]!, { journal: j, logger: silent, metrics, clock: { now: () => NOW }, gatewayId: 'gw', sink: c.sink[0]!, mqtt: new Map([['local', c.mqtt[0]!]]), serial: new Map() });
+    await dl.start();
+    const take = (dl as unknown as { take: (r: { value: Buffer; origin: string }[]) => void }).take.bind(dl);
+    take(['a', 'b', 'c'].map((id) => ({ value: Buffer.from(JSON.stringify({ id, target: id, payload: id })), origin: `t/0/${id}` })));
+    const s = new CommandStore(j.database, 'downlink');
+    const rejected = s.pendingResults().map((r) => [r.id, r.outcome, r.reason?.split(':')[0]]);
+    assert.deepEqual(rejected, [[overflow === 'reject_new' ? 'c' : 'a', 'rejected', 'overflow']]);
+    assert.equal(s.waitingCount(), 2);
+    assert.equal(dl.status().rejected, 1);
+    assert.equal(dl.status().waiting, 2);
+    await dl.stop();
+    await j.stop();
+  }
+});
