@@ -179,6 +179,7 @@ export class Downlink implements Component {
       // reject_new (or nothing droppable): the new command is turned down.
       return { rejected: { id: a.command.id, target: a.command.target, reason: `overflow: max_waiting (${this.cfg.maxWaiting}) commands are waiting` }, origin: a.origin };
     });
+    for (const a of arrivals) if ('rejected' in a) this.log.info({ id: a.rejected.id, origin: a.origin, reason: a.rejected.reason }, 'downlink: command rejected');
     this.count('received', r.added + r.rejected);
     this.count('rejected', r.rejected + overflowed.length);
     this.count('duplicate', r.duplicates);

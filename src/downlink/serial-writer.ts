@@ -9,12 +9,16 @@ export interface SerialSink {
 }
 
 /**
- * A serial port no [[serial]] source reads, written by the downlink: opened on first use (8N1),
- * closed after an error and opened again on the next write. Nothing is read from it.
+ * A serial port no [[serial]] source reads, written by the downlink: opened when first asked about
+ * (8N1), tried again every REOPEN_MS while it cannot be opened (commands wait meanwhile, as for a
+ * broker that is away), and again after it closed. Nothing is read from it.
  */
+const REOPEN_MS = 1000;
+
 export class SerialWriter implements SerialSink {
   private port: SerialPortStream | null = null;
   private opening: Promise<SerialPortStream | null> | null = null;
+  private nextTry = 0;
 
   constructor(
     private readonly path: string,
@@ -22,9 +26,14 @@ export class SerialWriter implements SerialSink {
     private readonly binding?: SerialBinding,
   ) {}
 
-  /** Whether a write may be tried (the port is open, or not tried yet: opening is part of the write). */
+  /** Whether the port is open now; asking starts an open attempt when none ran for REOPEN_MS. */
   get isOpen(): boolean {
-    return true;
+    if (this.port?.isOpen) return true;
+    if (!this.opening && Date.now() >= this.nextTry) {
+      this.nextTry = Date.now() + REOPEN_MS;
+      void this.open();
+    }
+    return false;
   }
 
   private open(): Promise<SerialPortStream | null> {

@@ -6,6 +6,8 @@ import { brokersForFile } from '../helpers/brokers.js';
 import { Daemon, writeConfig } from '../helpers/daemon.js';
 import { command, Device, produceCommands, repeated, results, type ResultRecord } from '../helpers/downlink.js';
 import { createTopic } from '../helpers/kafka.js';
+import { freePort } from '../helpers/net.js';
+import { runCli } from '../helpers/daemon.js';
 import { READ_COMMITTED } from '../helpers/kcat.js';
 import { PtyDevice, SocatPty } from '../helpers/socat-pty.js';
 import { randomMs } from '../helpers/verify.js';
@@ -14,13 +16,14 @@ import { delay, waitFor } from '../helpers/wait-for.js';
 const { dir: base, mosquitto, kafka } = brokersForFile();
 const GW = 'test-gw';
 
-function downlinkConfig(name: string, opts: { commandTopic: string; resultTopic: string; extraRoutes?: string; extraTables?: string; downlinkExtra?: string; sinkExtra?: string }): string {
+function downlinkConfig(name: string, opts: { commandTopic: string; resultTopic: string; extraRoutes?: string; extraTables?: string; downlinkExtra?: string; sinkExtra?: string; httpPort?: number }): string {
   return writeConfig({
     dir: join(base, name),
     mqttUrl: mosquitto.url,
     brokers: [kafka.bootstrap],
     clientId: `sluice-${name}`,
     sinkExtra: opts.sinkExtra,
+    httpPort: opts.httpPort,
     routes: [{ match: 'sluice/downlink/#', topic: opts.resultTopic, key: '' }].map((r) => ({ match: r.match, topic: r.topic })),
     extraTables: `
 ${opts.extraTables ?? ''}
@@ -64,7 +67,9 @@ test('commands produced with kcat reach the device once and in order per target;
   const ptyFree = new SocatPty(join(base, 'basic'), 'free');
   await ptySource.plug();
   await ptyFree.plug();
+  const httpPort = await freePort();
   const config = downlinkConfig('basic', {
+    httpPort,
     commandTopic,
     resultTopic,
     extraTables: `[[serial]]\nname = "meter"\npath = "${ptySource.devPath}"\n`,
@@ -127,6 +132,13 @@ test('commands produced with kcat reach the device once and in order per target;
     await waitFor(() => display.receivedBytes.toString() === 'HELLO', { timeoutMs: 10000, what: () => `display bytes ${JSON.stringify(display.receivedBytes.toString())}` });
     assert.equal(byId.get('meter-1')!.status, 'delivered');
     assert.equal(byId.get('display-1')!.status, 'delivered');
+    // What an operator sees: `sluice status` and /metrics count every outcome.
+    const status = await runCli(['status', '--url', `http://127.0.0.1:${httpPort}`]);
+    assert.match(status.stdout, /downlink\n  downlink +consumer consuming +waiting 0 \(0 in flight\), oldest — +received 97 +delivered 94 +expired 0 +rejected 3 +failed 0 +duplicates 1/);
+    assert.match(status.stdout, /mqtt:local connected, serial:meter open/);
+    const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+    assert.match(metrics, /sluice_downlink_commands_total\{downlink="downlink",outcome="delivered"\} 94/);
+    assert.match(metrics, /sluice_downlink_waiting\{downlink="downlink"\} 0/);
     assert.ok(daemon.running);
   } finally {
     await daemon.stop();
@@ -149,6 +161,7 @@ test('kill -9 at random moments, 10 times, while commands flow, and Kafka restar
   const device = new Device(mosquitto.url, 'cmd/#');
   await device.start();
   let daemon = Daemon.run(config).start();
+  const runs = [daemon];
   const sent = new Map<string, string[]>();
   const allIds: string[] = [];
   let producing = true;
@@ -179,6 +192,7 @@ test('kill -9 at random moments, 10 times, while commands flow, and Kafka restar
       assert.equal(daemon.exitSignal, 'SIGKILL');
       kills++;
       daemon = Daemon.run(config).start();
+      runs.push(daemon);
       if (i === 5) {
         // Kafka restarted mid-stream (the producer waits for it too).
         await daemon.waitForLog(/downlink: consuming commands/, 60000);
@@ -213,7 +227,9 @@ test('kill -9 at random moments, 10 times, while commands flow, and Kafka restar
     assert.equal(res.length <= final.length, true);
     for (const id of allIds) assert.equal(byId.get(id)!.status, 'delivered', id);
     assertExactlyOnceInOrder(device, sent);
-    console.log(`downlink kill test: ${kills} kills, ${allIds.length} commands, ${((Date.now() - started) / 1000).toFixed(1)} s, device got ${device.got.length}, duplicates ${device.got.length - new Set(device.got.map((g) => g.payload)).size}`);
+    // How often a kill left a PUBLISH/PUBREL in flight that the next run sent again with its packet id.
+    const resumed = runs.filter((r) => r.lines.some((l) => /downlink started/.test(l) && /"inFlight":[1-9]/.test(l))).length;
+    console.log(`downlink kill test: ${kills} kills, ${allIds.length} commands, ${((Date.now() - started) / 1000).toFixed(1)} s, device got ${device.got.length}, duplicates ${device.got.length - new Set(device.got.map((g) => g.payload)).size}, restarts with packets in flight ${resumed}`);
   } finally {
     producing = false;
     await producer.catch(() => undefined);
