@@ -18,6 +18,7 @@ import { KafkaSink } from './sinks/kafka-sink.js';
 import { MqttSource, type MqttClientFactory } from './sources/mqtt-source.js';
 import { SerialSource, type SerialBinding } from './sources/serial/serial-source.js';
 import { ModbusSource } from './sources/modbus/modbus-source.js';
+import { Downlink, type DownlinkStatus } from './downlink/downlink.js';
 import { ClockWatch, type ClockState } from './time/clock-watch.js';
 import { createSyncReader, type SyncReader } from './time/sync-reader.js';
 import { systemTimeSources, type TimeSources } from './time/time-sources.js';
@@ -69,6 +70,8 @@ export class Gateway implements OpsView {
   sources: MqttSource[];
   serialSources: SerialSource[];
   modbusSources: ModbusSource[];
+  /** [[downlink]]: commands from Kafka to devices. Changes need a restart. */
+  readonly downlinks: Downlink[];
   health: HealthSource | null;
   http: OpsServer | null;
   /** Watches sources and sinks for work that does not move. */
@@ -126,6 +129,7 @@ export class Gateway implements OpsView {
     this.sources = config.mqtt.map((m) => this.makeMqtt(m));
     this.serialSources = config.serial.map((p) => this.makeSerial(p));
     this.modbusSources = config.modbus.map((b) => this.makeModbus(b));
+    this.downlinks = config.downlink.map((d) => this.makeDownlink(d));
     this.health = config.health.enabled ? this.makeHealth(config) : null;
     this.http = config.http.enabled ? this.makeHttp(config) : null;
     this.stallMonitor = new StallMonitor({ stallAfterMs: config.gateway.stallAfterS * 1000 }, { probes: () => this.probes(), metrics: this.metrics, logger: deps.logger.child({ component: 'stall-monitor' }), clock: this.clock, reportGap: this.gaps.report });
@@ -163,6 +167,23 @@ export class Gateway implements OpsView {
     return new ModbusSource(b, { journal: this.journal, logger: this.deps.logger, metrics: this.metrics, clock: this.clock, reportGap: this.gaps.report, binding: this.deps.serialBinding });
   }
 
+  private makeDownlink(d: Config['downlink'][number]): Downlink {
+    // The schema's cross-field checks made sure the sink, [[mqtt]] and [[serial]] names exist.
+    const sink = d.sink === undefined ? this.config.sink[0]! : this.config.sink.find((s) => s.name === d.sink)!;
+    return new Downlink(d, {
+      journal: this.journal,
+      logger: this.deps.logger,
+      metrics: this.metrics,
+      clock: this.clock,
+      gatewayId: this.gatewayId,
+      sink,
+      mqtt: new Map(this.config.mqtt.map((m) => [m.name, m])),
+      serial: new Map(this.serialSources.map((s) => [s.name.slice('serial:'.length), s])),
+      createMqttClient: this.deps.createMqttClient,
+      serialBinding: this.deps.serialBinding,
+    });
+  }
+
   private makeHealth(c: Config): HealthSource {
     return new HealthSource({ intervalS: c.health.intervalS, topic: c.health.topic, journalPath: c.journal.path }, { journal: this.journal, logger: this.deps.logger, metrics: this.metrics, clock: this.clock, gatewayId: this.gatewayId, reportGap: this.gaps.report, clockState: () => this.clockWatch.state() });
   }
@@ -177,7 +198,7 @@ export class Gateway implements OpsView {
     await this.journal.start();
     this.started.add(this.journal);
     this.journal.registerSinks(this.config.sink.map((s) => s.name));
-    for (const c of [...this.sinks, ...this.sources, ...this.serialSources, ...this.modbusSources, this.health, this.http, this.stallMonitor]) if (c) await this.startOne(c);
+    for (const c of [...this.sinks, ...this.sources, ...this.serialSources, ...this.modbusSources, ...this.downlinks, this.health, this.http, this.stallMonitor]) if (c) await this.startOne(c);
     if (this.sinks.length === 0) this.log.warn('no [[sink]] configured: records are journaled and kept until one is');
     if (this.sources.length + this.serialSources.length + this.modbusSources.length === 0) this.log.warn('no [[mqtt]], [[serial]] or [[modbus]] source configured: nothing will be ingested');
     this.log.info({ sources: [...this.sources, ...this.serialSources, ...this.modbusSources].map((s) => s.name), sinks: this.sinks.map((s) => s.name) }, 'sluice ready');
@@ -226,7 +247,9 @@ export class Gateway implements OpsView {
     if (prev.gateway.stallAfterS !== next.gateway.stallAfterS) needRestart.push('gateway.stall_after_s');
     if (prev.gateway.id !== next.gateway.id) needRestart.push('gateway.id');
     if (!sameConfig(prev.time, next.time)) needRestart.push('time');
-    const effective: Config = { ...next, time: prev.time, journal: { ...prev.journal, ...bounds(next.journal) }, gateway: { ...next.gateway, id: prev.gateway.id, stallAfterS: prev.gateway.stallAfterS } };
+    // A downlink holds publishers, a consumer group and in-flight packet ids: it is replaced only by a restart.
+    if (!sameConfig(prev.downlink, next.downlink)) needRestart.push('downlink');
+    const effective: Config = { ...next, downlink: prev.downlink, time: prev.time, journal: { ...prev.journal, ...bounds(next.journal) }, gateway: { ...next.gateway, id: prev.gateway.id, stallAfterS: prev.gateway.stallAfterS } };
     if (boundsChanged) {
       this.journal.setBounds(bounds(next.journal));
       changed.push('journal bounds');
@@ -345,7 +368,7 @@ export class Gateway implements OpsView {
     const work = (async () => {
       // A reload in progress finishes first, so it cannot start a component after the stop.
       await Promise.race([this.reloadChain, sleep(Math.max(0, deadline - Date.now() - 1000))]);
-      const order: (Component | null)[] = [this.stallMonitor, this.http, this.health, ...this.modbusSources, ...this.serialSources, ...this.sources, ...this.sinks, this.journal, this.clockWatch];
+      const order: (Component | null)[] = [this.stallMonitor, this.http, this.health, ...this.downlinks, ...this.modbusSources, ...this.serialSources, ...this.sources, ...this.sinks, this.journal, this.clockWatch];
       for (const c of order) {
         if (!c) continue;
         await this.stopOne(c, Math.max(100, deadline - Date.now() - 500));
@@ -398,6 +421,10 @@ export class Gateway implements OpsView {
     const out = [...this.sources, ...this.serialSources, ...this.modbusSources].map((s) => ({ name: s.name, state: this.started.has(s) ? s.connectionState : 'stopped' }));
     if (this.health) out.push({ name: this.health.name, state: this.started.has(this.health) ? 'running' : 'stopped' });
     return out;
+  }
+
+  downlinkStatus(): DownlinkStatus[] {
+    return this.downlinks.map((d) => d.status());
   }
 
   sinkNames(): string[] {

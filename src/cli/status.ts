@@ -114,6 +114,13 @@ export function formatStatus(r: StatusReport): string {
     lines.push(`  ${s.name.padEnd(16)} ${(s.state.replace('_', ' ') + since).padEnd(11)} lag ${n(s.lag_records)}  ETA ${duration(s.eta_s)}  shipped ${n(s.shipped)}  ${rate(s.rate_per_s)}  errors ${n(s.errors)}  last success ${s.last_success ? clock(s.last_success) : 'never'}`);
     if (s.last_error) lines.push(`  ${''.padEnd(16)} last problem ${clock(s.last_error.time)}: ${s.last_error.message}${s.last_error.err ? ` (${s.last_error.err})` : ''}`);
   }
+  if (r.downlinks?.length) {
+    lines.push('downlink');
+    for (const d of r.downlinks) {
+      lines.push(`  ${d.name.padEnd(16)} consumer ${d.consumer.padEnd(10)} waiting ${n(d.waiting)} (${n(d.in_flight)} in flight), oldest ${d.oldest_waiting_age_s === null ? '—' : `${duration(d.oldest_waiting_age_s)} ago`}  received ${n(d.received)}  delivered ${n(d.delivered)}  expired ${n(d.expired)}  rejected ${n(d.rejected)}  failed ${n(d.failed)}  duplicates ${n(d.duplicates)}`);
+      lines.push(`  ${''.padEnd(16)} ${d.destinations.map((x) => `${x.name} ${x.state}`).join(', ')}${d.consumer_error ? `; consumer problem: ${d.consumer_error}` : ''}`);
+    }
+  }
   const c = r.clock;
   if (c) lines.push(`clock    ${c.state === 'synced' ? 'synced' : `${c.state.toUpperCase()} for ${duration(c.unsynced_for_s)}`} (${c.via})${c.jumps ? `; ${n(c.jumps)} jumps, last ${c.last_jump_ms} ms` : ''}${c.suspended_ms ? `; suspended ${duration(Math.round(c.suspended_ms / 1000))}` : ''}${c.alarm ? '  ALARM: capture times are guesses' : ''}`);
   for (const st of r.stalls ?? []) lines.push(`STALLED  ${st.component}: no progress for ${duration(st.for_s)} (since ${clock(st.since)}): ${st.reason}`);

@@ -7,7 +7,8 @@ import { compileFilter } from '../sinks/topic-filter.js';
 import { camelize, type Camelize } from './camel.js';
 import { MQTT_MAX_STRING_BYTES } from './grammar.js';
 import { checkModbus } from './modbus-check.js';
-import { configSchema, modbusSchema, mqttSchema, serialSchema, sinkSchema, type RawConfig } from './schema.js';
+import { checkDownlinks } from '../downlink/config-check.js';
+import { configSchema, downlinkSchema, modbusSchema, mqttSchema, serialSchema, sinkSchema, type RawConfig } from './schema.js';
 import { Secret } from './secret.js';
 import { checkTlsFiles, readRegularFile, realConfigFiles, type ConfigFiles } from './tls-files.js';
 
@@ -17,6 +18,7 @@ type RawSink = RawConfig['sink'][number];
 type RawSasl = NonNullable<RawSink['sasl']>;
 type RawSerial = RawConfig['serial'][number];
 type RawModbus = RawConfig['modbus'][number];
+type RawDownlink = RawConfig['downlink'][number];
 
 /** The list sections that passed the schema, each item with its index in the file. */
 interface ParsedParts {
@@ -24,6 +26,7 @@ interface ParsedParts {
   serial: [number, RawSerial][];
   modbus: [number, RawModbus][];
   sink: [number, RawSink][];
+  downlink: [number, RawDownlink][];
   /** Per item path ("serial[3]"), the keys left out (to their defaults) because the schema refused them. */
   dropped: Map<string, string[]>;
 }
@@ -107,7 +110,7 @@ export function parseConfig(text: string, opts: { baseDir?: string; secrets?: Se
   const errors: string[] = [];
   const gatewayId = raw.gateway.id ?? sanitizeHostname(opts.hostname ?? hostname());
   const indexed = <T>(items: T[]): [number, T][] => items.map((item, i) => [i, item]);
-  checkCrossField({ mqtt: indexed(raw.mqtt), serial: indexed(raw.serial), modbus: indexed(raw.modbus), sink: indexed(raw.sink), dropped: new Map() }, gatewayId, files, errors);
+  checkCrossField({ mqtt: indexed(raw.mqtt), serial: indexed(raw.serial), modbus: indexed(raw.modbus), sink: indexed(raw.sink), downlink: indexed(raw.downlink), dropped: new Map() }, gatewayId, files, errors);
   const resolved: ResolvedConfig = {
     ...raw,
     gateway: { ...raw.gateway, id: gatewayId },
@@ -163,7 +166,7 @@ function parsePartly(data: unknown): ParsedParts {
       return [[i, rest.data]];
     });
   };
-  return { mqtt: items('mqtt', mqttSchema), serial: items('serial', serialSchema), modbus: items('modbus', modbusSchema), sink: items('sink', sinkSchema), dropped };
+  return { mqtt: items('mqtt', mqttSchema), serial: items('serial', serialSchema), modbus: items('modbus', modbusSchema), sink: items('sink', sinkSchema), downlink: items('downlink', downlinkSchema), dropped };
 }
 
 /** Whether a cross-field line is about an item's key the schema already refused (its default stood in). */
@@ -226,6 +229,7 @@ function checkCrossField(raw: ParsedParts, gatewayId: string, files: ConfigFiles
       }
     });
   });
+  checkDownlinks(raw.downlink, { sinks: raw.sink.map(([, s]) => s.name), mqtt: raw.mqtt.map(([, m]) => m.name), serial: raw.serial.map(([, p]) => ({ name: p.name, path: p.path })) }, errors);
 }
 
 const STRUCTURED_DECODERS = ['json', 'csv', 'kv', 'nmea'];

@@ -191,6 +191,39 @@ export const sinkSchema = z.strictObject({
   route: z.array(routeSchema).default([]).describe('Routes from source topics to Kafka topics; the first match wins.'),
 });
 
+const downlinkRouteSchema = z.strictObject({
+  target: z.string().min(1).max(1024).describe('Which commands this route takes, by their "target": levels split by "/", "+name" matches one level, "#name" (last) the rest, e.g. "valve/+id". Required.'),
+  mqtt: g.componentName().optional().describe('Name of the [[mqtt]] source whose broker and connection settings (url, username, password, tls, protocol_version, session_expiry_s) the command is published with (its own client, id "<client_id>-downlink"). Give this or serial / serial_path.'),
+  topic: z.string().min(1).max(65535).optional().describe('mqtt: MQTT topic template, e.g. "devices/{id}/set"; {name} is a wildcard value of `target`, {target} the whole target. Required with mqtt.'),
+  qos: z.union([z.literal(1), z.literal(2)]).default(2).describe('mqtt: QoS of the PUBLISH. 2 = exactly once to the broker (the packet id is journaled before the PUBLISH, so a resend after a crash is dropped by the broker); 1 = at least once (a crash between PUBLISH and PUBACK sends it again). Default 2.'),
+  retain: z.boolean().default(false).describe('mqtt: publish with the retain flag, so a device that connects later still gets the last command. Default false.'),
+  serial: g.componentName().optional().describe('Name of a [[serial]] source: the command\'s bytes are written to that source\'s open port (the port is not opened twice). Give this, serial_path or mqtt.'),
+  serial_path: g.filePath().optional().describe('A serial port no [[serial]] source reads: opened by the downlink on first use (8N1 at baud_rate) and reopened after errors.'),
+  baud_rate: z.number().int().min(50).max(4000000).default(9600).describe('serial_path: line speed, in bits per second. Default 9600.'),
+  line_ending: z.enum(['none', 'lf', 'crlf']).default('none').describe('serial: what is written after the payload: "none" (the bytes as given), "lf" ("\\n") or "crlf" ("\\r\\n"): a line. Default "none".'),
+});
+
+export const downlinkSchema = z.strictObject({
+  name: g.componentName().default('downlink').describe('Name of this downlink; result records carry "downlink:<name>" as their source. Default "downlink".'),
+  sink: g.componentName().optional().describe('Name of the [[sink]] whose Kafka connection settings (brokers, tls, sasl, timeouts) the command consumer reuses. Default: the only [[sink]] (required when there are several).'),
+  topic: g.kafkaTopicTemplate().default('sluice-commands').describe('Kafka topic commands are read from; "{gateway}" is replaced by gateway.id (a topic per gateway). Default "sluice-commands".'),
+  group_id: z.string().min(1).max(255).optional().describe('Kafka consumer group. Default "sluice-<gateway.id>-downlink-<name>" (one group per gateway: every gateway reads every command record and keeps its own).'),
+  select: z.enum(['key', 'header', 'all']).default('key').describe('Which command records are this gateway\'s: "key" (the record key equals gateway.id), "header" (the header named select_header equals gateway.id), "all" (every record on the topic: a topic per gateway). Others are skipped without a result. Default "key".'),
+  select_header: z.string().min(1).max(255).default('gateway').describe('select = "header": the header holding the gateway id. Default "gateway".'),
+  result_topic: g.mqttTopicName().default('sluice/downlink/{name}').describe('Source topic of the result records ({name} = this downlink\'s name); route it to a Kafka topic with a [[sink.route]], e.g. match = "sluice/downlink/#". Default "sluice/downlink/{name}".'),
+  default_ttl_s: g.durationS(1).default(300).describe('Time to live of a command that gives neither ttl_s nor deadline, in seconds from when sluice received it. Default 300.'),
+  max_payload_bytes: z.number().int().min(1).max(16777216).default(65536).describe('Largest command payload (after decoding), in bytes; a larger one is rejected ("payload_too_large"). Default 65536.'),
+  max_waiting: z.number().int().min(1).max(10000000).default(10000).describe('Most commands waiting for delivery at once (journaled, not yet finished). Default 10000.'),
+  overflow: z.enum(['reject_new', 'drop_oldest']).default('reject_new').describe('With max_waiting commands waiting: "reject_new" rejects the new command ("overflow"); "drop_oldest" rejects the oldest waiting command that is not in flight ("overflow") and takes the new one. Either way the result record says so. Default "reject_new".'),
+  session_timeout_ms: g.durationMs(1000, 300000).default(10000).describe('Kafka consumer group session timeout, in milliseconds: after a crash, the restarted gateway waits about this long for the group to let go of its old member before it reads again. Must lie within the broker\'s group.min/max.session.timeout.ms (default 6000-1800000). Default 10000.'),
+  retries: z.number().int().min(0).max(1000).default(3).describe('Attempts after the first when the broker refuses a PUBLISH (reason code >= 0x80) or a serial write fails; then the command is "failed". A broker or port that is away is not an attempt: the command waits until it expires. Default 3.'),
+  retry_min_ms: g.durationMs(10).default(1000).describe('First delay before a retry, in milliseconds; doubles with jitter up to retry_max_ms. Also the consumer\'s reconnect delay. Default 1000.'),
+  retry_max_ms: g.durationMs(10).default(30000).describe('Largest retry delay, in milliseconds. Default 30000.'),
+  keep_done_s: g.durationS(60).default(604800).describe('Finished command ids are kept this long, in seconds, so a command delivered again by Kafka (or produced again with the same id) is recognised and not delivered twice. Default 604800 (7 days).'),
+  keep_done_max: z.number().int().min(1000).max(10000000).default(100000).describe('Most finished command ids kept (the oldest go first past it). Default 100000.'),
+  route: z.array(downlinkRouteSchema).min(1, 'at least one route is needed').describe('Where commands go, by target; the first match wins. A command no route matches is rejected ("no_route").'),
+});
+
 export const configSchema = z.strictObject({
   gateway: z
     .strictObject({
@@ -247,6 +280,7 @@ export const configSchema = z.strictObject({
   serial: z.array(serialSchema).default([]).describe('Serial-port sources (sensors on a UART or USB-serial adapter).'),
   modbus: z.array(modbusSchema).default([]).describe('Modbus sources: one entry per bus (an RS-485 port with Modbus RTU, or a Modbus TCP connection), each with the devices polled on it.'),
   sink: z.array(sinkSchema).default([]).describe('Kafka sinks.'),
+  downlink: z.array(downlinkSchema).default([]).describe('Commands from Kafka to devices (see README, "Downlink").'),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -1,4 +1,5 @@
 import { existsSync, unlinkSync } from 'node:fs';
+import { CARRIED_TABLES, DOWNLINK_TABLES } from './component-tables.js';
 import { DamagedJournalReader } from './damaged-reader.js';
 import { decodeRow, type JournalStore } from './store.js';
 
@@ -13,6 +14,8 @@ export interface AutoSalvageResult {
   /** Whether the damaged file's cursors were readable (else every readable record is copied). */
   cursorsKnown: boolean;
   problems: string[];
+  /** Rows of components' own tables copied (CARRIED_TABLES). */
+  carried?: number;
   /** Set-aside files removed after the salvage committed. */
   removed: string[];
 }
@@ -68,6 +71,21 @@ export function salvageSetAside(store: JournalStore, asidePath: string, lastSeq:
       const lastCopied = recovered.reduce((m, [, b]) => Math.max(m, b), 0);
       const nextId = store.epochRows().reduce((m, e) => Math.max(m, e.id), 0) + 1;
       reader.epochs().filter((e) => e.first_seq <= lastCopied).forEach((e, i) => store.putEpoch({ ...e, id: nextId + i }));
+      // Components' own tables (the downlink's commands, their outcomes and packet ids in flight)
+      // come along as readable: a command id known before is still known, none is delivered twice.
+      store.db.exec(DOWNLINK_TABLES);
+      for (const table of CARRIED_TABLES) {
+        for (const row of reader.tableRows(table)) {
+          const cols = Object.keys(row);
+          try {
+            store.db.prepare(`INSERT OR IGNORE INTO ${table} (${cols.map((c) => `"${c.replaceAll('"', '""')}"`).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`).run(...cols.map((c) => row[c]));
+            result.carried = (result.carried ?? 0) + 1;
+          } catch (err) {
+            // A row that does not fit the live table is left behind, named, and never stops the salvage.
+            if (result.problems.length < 50) result.problems.push(`${table}: a row not carried over (${(err as Error).message})`);
+          }
+        }
+      }
       // 'kept': not one row read, the file stays for a person; 'done': the file goes (again at the next start if a kill comes first).
       store.setSalvageState(asidePath, recovered.length ? 'done' : 'kept');
     });

@@ -60,7 +60,7 @@ export class CommitQueue {
   constructor(
     private readonly store: JournalStore,
     private readonly space: SpaceKeeper,
-    private readonly hooks: readonly CommitHook[],
+    private readonly hooks: CommitHook[],
     private readonly opts: { commitDelayMs: number; commitMaxRecords: number; classify?: Classify; logger: Logger; clock: Clock; epochs?: ClockEpochs },
   ) {}
 
@@ -129,6 +129,19 @@ export class CommitQueue {
   onCommit(listener: (committedSeq: number) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Adds a hook run in the transaction of every group commit (a component's own table written
+   * with the records it appended: the downlink marks its result records journaled this way).
+   * Returns a function that removes it.
+   */
+  addHook(hook: CommitHook): () => void {
+    this.hooks.push(hook);
+    return () => {
+      const i = this.hooks.indexOf(hook);
+      if (i >= 0) this.hooks.splice(i, 1);
+    };
   }
 
   /** Retries a failing commit now (room came back) instead of waiting for the backoff. */

@@ -60,6 +60,16 @@ export class DamagedJournalReader {
     }
   }
 
+  /** Every readable row of a table other components keep in the file (none when absent or unreadable). */
+  tableRows(table: string): Record<string, unknown>[] {
+    try {
+      return this.db.prepare(`SELECT * FROM "${table.replaceAll('"', '""')}"`).all() as Record<string, unknown>[];
+    } catch (err) {
+      if (!/no such table/.test((err as Error).message)) this.problems.push(`${table} unreadable (${(err as Error).message})`);
+      return [];
+    }
+  }
+
   /** The slowest cursor, or null when unreadable. */
   minCursor(): number | null {
     const c = this.cursors();

@@ -1,4 +1,6 @@
 import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import type Database from 'better-sqlite3';
+import type { CommitHook } from './commit-hook.js';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { SluiceError } from '../errors.js';
@@ -283,6 +285,20 @@ export class SqliteJournal implements Journal {
     this.requireOpen();
     const done = this.space.withReserve(() => this.store.transaction(() => this.sidecars.inCommit()));
     done?.();
+  }
+
+  /**
+   * The journal's open database, for a component that keeps its own table in the same file (the
+   * downlink's commands): its writes share the file's durability and its commit transactions.
+   */
+  get database(): Database.Database {
+    this.requireOpen();
+    return this.store.db;
+  }
+
+  /** Runs `hook` in the transaction of every group commit (see CommitQueue.addHook); returns its removal. */
+  addCommitHook(hook: CommitHook): () => void {
+    return this.queue.addHook(hook);
   }
 
   setCommitSidecar(name: string, sidecar: CommitSidecar | null): Buffer | null {

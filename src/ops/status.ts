@@ -1,3 +1,4 @@
+import type { DownlinkStatus } from '../downlink/downlink.js';
 import type { Journal } from '../journal/journal.js';
 import type { Metrics } from '../metrics.js';
 import type { LoggedProblem, LogTap } from '../util/log-tap.js';
@@ -32,6 +33,8 @@ export interface OpsView {
   bytesWritten(): number | null;
   /** The system clock, when watched. */
   clockState?(): ClockState;
+  /** The [[downlink]] sections' state and counts. */
+  downlinkStatus?(): DownlinkStatus[];
   readonly reloads: { count: number; last: { time: number; ok: boolean; errors: string[]; changed: string[] } | null };
 }
 
@@ -91,6 +94,8 @@ export interface StatusReport {
   stalls: { component: string; kind: string; reason: string; since: string; for_s: number }[];
   /** The system clock: sync state, jumps, the unsynced alarm (null when not watched). */
   clock?: (Omit<ClockState, 'synced_since'> & { synced_since: string | null }) | null;
+  /** [[downlink]]: commands from Kafka to devices. */
+  downlinks?: DownlinkStatus[];
   /** Gap records written, per reason. */
   gaps: Record<string, number>;
   /** Records dropped (and reported as gaps), per source. */
@@ -232,6 +237,7 @@ export function buildStatus(view: OpsView, tracker: ProgressTracker, now: number
     sinks,
     stalls,
     clock: clockState ? { ...clockState, synced_since: iso(clockState.synced_since) } : null,
+    downlinks: view.downlinkStatus?.() ?? [],
     gaps: sumBy(all, 'sluice_gap_records_total', 'reason'),
     dropped: sumBy(all, 'sluice_dropped_records_total', 'source'),
   };

@@ -106,6 +106,21 @@ export class SerialSource implements Component {
     return this.framer.bufferedBytes;
   }
 
+  /**
+   * Writes bytes to the open port and waits until they drained (the downlink writes commands through
+   * the port this source holds open, never opening it twice). Rejects while the port is not open.
+   */
+  write(bytes: Buffer): Promise<void> {
+    const port = this.port;
+    if (!port || this.state !== 'open') return Promise.reject(new Error(`serial port ${this.cfg.path} is not open`));
+    return new Promise((resolve, reject) => {
+      port.write(bytes, (err) => {
+        if (err) return reject(err);
+        port.drain((e) => (e ? reject(e) : resolve()));
+      });
+    });
+  }
+
   /** Tries to open the port once; a missing port is not an error (it is retried in the background). */
   async start(): Promise<void> {
     if (this.state !== 'idle') return;

@@ -1,0 +1,140 @@
+import { Kafka, type Consumer, type EachBatchPayload } from 'kafkajs';
+import type { Logger } from 'pino';
+import type { SinkConfig } from '../config/load.js';
+import { kafkajsConfig } from '../sinks/kafka-client.js';
+import { Backoff } from '../util/backoff.js';
+import type { Clock } from '../util/clock.js';
+import { sleep } from '../util/sleep.js';
+
+/** One command record as read from Kafka. */
+export interface CommandRecord {
+  value: Buffer | null;
+  /** "<topic>/<partition>/<offset>" */
+  origin: string;
+}
+
+export interface ConsumerOptions {
+  sink: SinkConfig;
+  topic: string;
+  groupId: string;
+  clientId: string;
+  select: 'key' | 'header' | 'all';
+  selectHeader: string;
+  gatewayId: string;
+  sessionTimeoutMs: number;
+  retryMinMs: number;
+  retryMaxMs: number;
+}
+
+export interface ConsumerDeps {
+  logger: Logger;
+  clock: Clock;
+  /**
+   * Takes this gateway's command records of one fetched batch and journals them, synchronously:
+   * when it returns, they are durable, and only then is the batch's offset committed.
+   */
+  take(records: CommandRecord[]): void;
+}
+
+/**
+ * Reads the command topic with a kafkajs consumer (the Kafka connection settings of a sink), with
+ * auto-commit off: each fetched batch is journaled first, its offset committed after. A crash in
+ * between reads the batch again, and the journal drops the ids it has (INSERT OR IGNORE). Kafka
+ * being away only delays: the consumer reconnects with backoff and resumes at the committed offset.
+ */
+export class CommandConsumer {
+  private consumer: Consumer | null = null;
+  private stopping = false;
+  private loop: Promise<void> | null = null;
+  private readonly backoff: Backoff;
+  state: 'idle' | 'connecting' | 'consuming' | 'waiting' = 'idle';
+  lastError: string | null = null;
+
+  constructor(
+    private readonly opts: ConsumerOptions,
+    private readonly deps: ConsumerDeps,
+  ) {
+    this.backoff = new Backoff({ initialMs: opts.retryMinMs, maxMs: opts.retryMaxMs });
+  }
+
+  start(): void {
+    this.stopping = false;
+    this.loop ??= this.run();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      try {
+        await this.connectAndConsume();
+        return;
+      } catch (err) {
+        this.lastError = (err as Error).message;
+        this.state = 'waiting';
+        this.deps.logger.warn({ err: this.lastError }, 'downlink: Kafka command consumer not running; retrying');
+        await this.disconnect();
+        await sleep(this.backoff.next());
+      }
+    }
+  }
+
+  private async connectAndConsume(): Promise<void> {
+    const o = this.opts;
+    this.state = 'connecting';
+    const kafka = new Kafka(kafkajsConfig(o.sink, o.clientId, this.deps.logger, this.deps.clock));
+    const consumer = kafka.consumer({ groupId: o.groupId, sessionTimeout: o.sessionTimeoutMs, heartbeatInterval: Math.max(500, Math.floor(o.sessionTimeoutMs / 5)), retry: { retries: 5, initialRetryTime: o.retryMinMs, maxRetryTime: o.retryMaxMs } });
+    this.consumer = consumer;
+    consumer.on(consumer.events.CRASH, (e) => {
+      const payload = e.payload as { error: Error; restart: boolean };
+      this.lastError = payload.error.message;
+      if (payload.restart) return; // kafkajs restarts itself
+      this.deps.logger.warn({ err: payload.error.message }, 'downlink: command consumer crashed; reconnecting');
+      if (this.consumer === consumer && !this.stopping) {
+        this.consumer = null;
+        void consumer.disconnect().catch(() => undefined);
+        this.loop = this.run();
+      }
+    });
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      this.state = 'consuming';
+      this.lastError = null;
+      this.backoff.reset();
+      this.deps.logger.info({ topic: o.topic, groupId: o.groupId }, 'downlink: consuming commands');
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topic: o.topic, fromBeginning: true });
+    await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (b) => this.onBatch(b) });
+  }
+
+  private mine(m: EachBatchPayload['batch']['messages'][number]): boolean {
+    const o = this.opts;
+    if (o.select === 'all') return true;
+    if (o.select === 'key') return m.key?.toString('utf8') === o.gatewayId;
+    const h = m.headers?.[o.selectHeader];
+    const v = Array.isArray(h) ? h[0] : h;
+    return v !== undefined && v.toString() === o.gatewayId;
+  }
+
+  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    if (!isRunning() || isStale() || batch.messages.length === 0) return;
+    const records: CommandRecord[] = [];
+    for (const m of batch.messages) if (this.mine(m)) records.push({ value: m.value, origin: `${batch.topic}/${batch.partition}/${m.offset}` });
+    // Durable before the offset moves.
+    if (records.length) this.deps.take(records);
+    const last = batch.messages[batch.messages.length - 1]!.offset;
+    resolveOffset(last);
+    await this.consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
+    await heartbeat();
+  }
+
+  private async disconnect(): Promise<void> {
+    const c = this.consumer;
+    this.consumer = null;
+    if (c) await Promise.race([c.disconnect().catch(() => undefined), sleep(5000)]);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.disconnect();
+    this.state = 'idle';
+  }
+}
