@@ -187,7 +187,7 @@ test('max_bytes_per_second caps a drain: measured over the drain, within 10% of 
     let bytes = 0;
     for (const m of messages) {
       bytes += Buffer.byteLength(m.payload ?? '') + Buffer.byteLength(m.key ?? '');
-      for (const [k, v] of Object.entries(m.headers)) bytes += k.length + v.length;
+      for (const [k, v] of Object.entries(m.wireHeaders)) bytes += Buffer.byteLength(k) + Buffer.byteLength(v);
     }
     const rate = bytes / ((t1 - t0) / 1000);
     console.log(`drain rate ${Math.round(rate)} B/s with cap ${cap} B/s over ${t1 - t0} ms`);

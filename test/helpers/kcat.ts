@@ -9,7 +9,10 @@ export interface KafkaMessage {
   key: string | null;
   payload: string | null;
   ts: number;
+  /** The headers, with the legacy `sluice.*` names filled in from the compact header (see expandMetadata). */
   headers: Record<string, string>;
+  /** The headers exactly as they are in Kafka (what the record costs on the wire). */
+  wireHeaders: Record<string, string>;
 }
 
 /**
@@ -42,8 +45,9 @@ export function consumeAll(bootstrap: string, topic: string, extra: string[] = [
           const headers: Record<string, string> = {};
           const h = m.headers ?? [];
           for (let i = 0; i + 1 < h.length; i += 2) headers[h[i]!] = h[i + 1]!;
+          const wireHeaders = { ...headers };
           expandMetadata(headers);
-          out.push({ topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, payload: m.payload, ts: m.ts, headers });
+          out.push({ topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, payload: m.payload, ts: m.ts, headers, wireHeaders });
         }
         resolve(out);
       },
