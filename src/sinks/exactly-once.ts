@@ -5,6 +5,7 @@ import type { SinkConfig } from '../config/load.js';
 import { SluiceError } from '../errors.js';
 import type { Journal } from '../journal/journal.js';
 import { compressionType, registerCodec } from './compression.js';
+import { installFastProduceEncoding } from './kafkajs-fast-encode.js';
 import { PartitionCoverage } from './partition-coverage.js';
 import { metadataOf } from './record-metadata.js';
 import { kafkajsConfig, retryNoticeFor, type CommittedCursor, type KafkaClientContext, type KafkaProducerClient, type OutgoingBatch } from './kafka-client.js';
@@ -74,6 +75,7 @@ export function createTransactionalClient(cfg: SinkConfig, clientId: string, log
   const gatewayId = ctx?.gatewayId ?? clientId;
   const notice = retryNoticeFor(cfg, logger, ctx?.clock);
   const coverage = new PartitionCoverage(logger);
+  installFastProduceEncoding();
   const kafka = new Kafka(kafkajsConfig(cfg, clientId, logger, ctx?.clock, notice));
   const transactionalId = transactionalIdFor(gatewayId, cfg.name);
   const producer = kafka.producer({

@@ -8,6 +8,7 @@ import { PartitionCoverage } from './partition-coverage.js';
 import { ProduceRetryNotice } from './retry-notice.js';
 import type { TokenSource } from './oauth-token.js';
 import { kafkajsBrokers } from './bootstrap-brokers.js';
+import { installFastProduceEncoding } from './kafkajs-fast-encode.js';
 import type { HeaderValue } from './record-metadata.js';
 
 /** One batch as the sink hands it to a Kafka client: per topic, messages in journal order. */
@@ -97,6 +98,8 @@ export const createKafkajsClient: KafkaClientFactory = (cfg, clientId, logger, c
   if (cfg.delivery === 'exactly_once') return createTransactionalClientLazily(cfg, clientId, logger, ctx);
   const notice = retryNoticeFor(cfg, logger, ctx?.clock);
   const coverage = new PartitionCoverage(logger);
+  // One Buffer per partition batch instead of kafkajs's per-record encoders (the drain's CPU).
+  installFastProduceEncoding();
   const kafka = new Kafka(kafkajsConfig(cfg, clientId, logger, ctx?.clock, notice));
   const producer: Producer = kafka.producer({
     allowAutoTopicCreation: true,
