@@ -9,4 +9,9 @@ bash scripts/ensure-test-deps.sh
 ensure_node_modules
 ensure_native_build
 npm run --silent build
+# Telegraf, the through-the-bridge baseline, is built once where Go is present (not for --smoke).
+case " $* " in
+  *" --smoke "*) ;;
+  *) SLUICE_TELEGRAF=$(bash scripts/ensure-telegraf.sh) || SLUICE_TELEGRAF=; export SLUICE_TELEGRAF ;;
+esac
 exec node dist/scripts/bench/main.js "$@"

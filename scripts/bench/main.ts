@@ -26,6 +26,7 @@ import { benchModbus, VALUES_PER_POLL } from './modbus.js';
 import { sample } from './proc.js';
 import { benchRecord } from './records.js';
 import { figure, percentile, type Figure } from './stats.js';
+import { startTelegraf } from './telegraf.js';
 
 const args = process.argv.slice(2);
 const smoke = args.includes('--smoke');
@@ -41,6 +42,8 @@ const size = smoke
 const unitEnv = { NODE_OPTIONS: unitNodeOptions() };
 /** Goals of issue 13: Telegraf (mqtt_consumer -> kafka) measured through the same bridge on this machine. */
 const TELEGRAF_BRIDGE_US = 59;
+/** The Telegraf scripts/ensure-telegraf.sh builds. */
+const TELEGRAF_VERSION = '1.36.4';
 const allCpus = `0-${cpus().length - 1}`;
 /** Pi-class runs: sluice alone on core 1, everything else (brokers, load generator) on core 0. */
 let piClass = false;
@@ -273,7 +276,10 @@ async function drainKcat(file: string, n: number) {
  * away, then pushed through it into Kafka. CPU is the bridge process's whole life from its start
  * (start-up included) to the last record in Kafka; peak RSS is its high-water mark.
  */
-async function bridge(kind: LiveKind, n: number) {
+/** Telegraf's binary (scripts/ensure-telegraf.sh, run by bench.sh), or undefined where it could not be built. */
+const telegrafBin = process.env.SLUICE_TELEGRAF || undefined;
+
+async function bridge(kind: LiveKind | 'telegraf', n: number) {
   const topic = `bridge-${kind}-${++runId}`;
   await createTopic(topic);
   const clientId = `${kind}-bridge-${runId}`;
@@ -285,6 +291,14 @@ async function bridge(kind: LiveKind, n: number) {
       const d = startSluice(config);
       if (first) await d.waitForLog(/subscribed/, 60000, 5);
       return { pid: d.pid!, stop: async () => void (await d.stop()) };
+    };
+  } else if (kind === 'telegraf') {
+    const configPath = join(tmp.path, `telegraf-${runId}.conf`);
+    start = async (first) => {
+      const t = startTelegraf(telegrafBin!, configPath, { mqttUrl: mosquitto.url, bootstrap: kafka.bootstrap, topic, clientId, subscribe: 'bench/#' });
+      if (piClass) pin(t.proc.pid, '1');
+      if (first) await t.connected();
+      return { pid: t.proc.pid!, stop: async () => { t.proc.kill('SIGTERM'); await exited(t.proc); } };
     };
   } else {
     start = async (first) => {
@@ -455,17 +469,26 @@ async function main(): Promise<void> {
   rows.push({ scenario: 'drain', figure: 'same, with the default codec (zstd; baseline uncompressed)', unit: 'records/s', sluice: figure(dr.zstd.map((r) => r.rate)), baseline: { name: 'bare kafkajs producer', value: drainK } });
   rows.push({ scenario: 'drain', figure: 'reference: kcat -P (librdkafka)', unit: 'records/s', sluice: drainS, baseline: { name: 'kcat -P', value: figure(dr.kcat.map((r) => r.rate)) } });
 
-  // 9: through the bridge, alternating with the naive bridge.
-  const br = { sluice: [] as Awaited<ReturnType<typeof bridge>>[], naive: [] as Awaited<ReturnType<typeof bridge>>[] };
+  // 9: through the bridge, alternating with the naive bridge and Telegraf.
+  const br = { sluice: [] as Awaited<ReturnType<typeof bridge>>[], naive: [] as Awaited<ReturnType<typeof bridge>>[], telegraf: [] as Awaited<ReturnType<typeof bridge>>[] };
   for (let i = 0; i < size.runs; i++) {
     log(`bridge run ${i + 1}`);
     br.naive.push(await bridge('naive', size.bridge));
+    if (telegrafBin) br.telegraf.push(await bridge('telegraf', size.bridge));
     br.sluice.push(await bridge('sluice', size.bridge));
   }
   const bridgeName = `backlog of ${size.bridge.toLocaleString('en-US')} held by Mosquitto, through into Kafka`;
   rows.push({ scenario: 'bridge', figure: bridgeName, unit: 'records/s', sluice: figure(br.sluice.map((r) => r.rate)), baseline: { name: 'naive bridge', value: figure(br.naive.map((r) => r.rate)) } });
   const bridgeCpu = figure(br.sluice.map((r) => r.cpuUsPerMsg));
-  rows.push({ scenario: 'cpu', figure: 'through the bridge: ingest + journal + ship, whole process from start-up', unit: 'µs/record', sluice: bridgeCpu, baseline: { name: 'naive bridge', value: figure(br.naive.map((r) => r.cpuUsPerMsg)) }, target: `≤ ${TELEGRAF_BRIDGE_US} µs (Telegraf, issue 13)`, met: bridgeCpu.median <= TELEGRAF_BRIDGE_US });
+  rows.push({ scenario: 'cpu', figure: 'through the bridge: ingest + journal + ship, whole process from start-up', unit: 'µs/record', sluice: bridgeCpu, baseline: { name: 'naive bridge', value: figure(br.naive.map((r) => r.cpuUsPerMsg)) } });
+  if (br.telegraf.length > 0) {
+    const tgCpu = figure(br.telegraf.map((r) => r.cpuUsPerMsg));
+    rows.push({ scenario: 'bridge', figure: `${bridgeName} (Telegraf ${TELEGRAF_VERSION})`, unit: 'records/s', sluice: figure(br.sluice.map((r) => r.rate)), baseline: { name: 'Telegraf mqtt_consumer -> kafka', value: figure(br.telegraf.map((r) => r.rate)) } });
+    rows.push({ scenario: 'cpu', figure: 'through the bridge vs Telegraf (same backlog, same run)', unit: 'µs/record', sluice: bridgeCpu, baseline: { name: 'Telegraf mqtt_consumer -> kafka', value: tgCpu }, target: '≤ 1.0 × Telegraf', met: bridgeCpu.median <= tgCpu.median });
+    rows.push({ scenario: 'memory', figure: 'peak RSS through the bridge vs Telegraf', unit: 'MB', sluice: figure(br.sluice.map((r) => r.peakRss)), baseline: { name: 'Telegraf', value: figure(br.telegraf.map((r) => r.peakRss)) } });
+  } else {
+    rows.push({ scenario: 'cpu', figure: 'through the bridge vs Telegraf: Telegraf not measured in this run (no Go toolchain to build it), target from issue 13', unit: 'µs/record', sluice: bridgeCpu, target: `≤ ${TELEGRAF_BRIDGE_US} µs (Telegraf, issue 13)`, met: bridgeCpu.median <= TELEGRAF_BRIDGE_US });
+  }
   rows.push({ scenario: 'memory', figure: 'peak RSS through the bridge', unit: 'MB', sluice: figure(br.sluice.map((r) => r.peakRss)), baseline: { name: 'naive bridge', value: figure(br.naive.map((r) => r.peakRss)) }, target: '≤ 100 MB', met: Math.max(...br.sluice.map((r) => r.peakRss)) <= 100e6 });
 
   // 10: Pi-class: sluice alone on core 1; Kafka, Mosquitto and the load generator on core 0.
