@@ -20,7 +20,7 @@ import { consumeAll } from '../../test/helpers/kcat.js';
 import { MosquittoBroker } from '../../test/helpers/mosquitto.js';
 import { freePort } from '../../test/helpers/net.js';
 import { tempDir } from '../../test/helpers/tmp.js';
-import { unitNodeOptions } from '../../test/helpers/unit-env.js';
+import { unitEnvironment } from '../../test/helpers/unit-env.js';
 import { delay, waitFor } from '../../test/helpers/wait-for.js';
 import { benchModbus, VALUES_PER_POLL } from './modbus.js';
 import { sample } from './proc.js';
@@ -39,7 +39,7 @@ const size = smoke
     ? { runs: 1, ingest: 20000, drain: 100000, big: 300000, latencySeconds: 4, bridge: 20000, piDrain: 50000 }
     : { runs: 3, ingest: 100000, drain: 500000, big: 2000000, latencySeconds: 8, bridge: 60000, piDrain: 200000 };
 /** sluice as deployed: the V8 flags of the shipped unit. */
-const unitEnv = { NODE_OPTIONS: unitNodeOptions() };
+const unitEnv = unitEnvironment();
 /** Goals of issue 13: Telegraf (mqtt_consumer -> kafka) measured through the same bridge on this machine. */
 const TELEGRAF_BRIDGE_US = 59;
 /** The Telegraf scripts/ensure-telegraf.sh builds. */
@@ -381,7 +381,7 @@ function report(info: ReturnType<typeof machine> & { minutes: number }, notes: s
     '',
     `Written by \`npm run bench\`${smoke ? ' --smoke (tiny sizes: these numbers mean nothing)' : quick ? ' --quick (small sizes, one run: a rehearsal, not the table of record)' : ''}. Each figure is the median of ${size.runs} run(s), (min–max) after it; baselines ran in the same invocation, alternating with sluice.`,
     '',
-    `sluice runs with the shipped systemd unit's \`NODE_OPTIONS=${unitEnv.NODE_OPTIONS}\` (read from systemd/sluice.service). Sizes are cut to keep a full run near 30 minutes on this machine.`,
+    `sluice runs with the shipped systemd unit's environment, ${Object.entries(unitEnv).map(([k, v]) => `\`${k}=${v}\``).join(', ')} (read from systemd/sluice.service). Sizes are cut to keep a full run near 30 minutes on this machine.`,
     '',
     `Machine: ${info.cpuModel}, ${info.cores} cores, ${info.memoryGiB} GiB; Node ${info.node}; Apache Kafka ${info.kafka}; Mosquitto ${info.mosquitto}; ${info.date}; the whole run took ${info.minutes} min.`,
     '',

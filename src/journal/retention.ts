@@ -29,11 +29,14 @@ export function buildClassifier(config: Pick<Config, 'sink'>, sourcePolicies: Re
   const sinks = config.sink.map((s) =>
     s.route.map((r) => ({ match: compileFilter(r.match, { topic: r.topic, key: r.key }) as TopicMatcher, priority: r.priority, overflow: r.overflow as Overflow | undefined })),
   );
-  const cache = new Map<string, RecordClass>();
+  // Per source, then per topic: a joined "source\0topic" key cost a string concatenation (and its
+  // hashing) per record on the ingest path; a gateway has a handful of sources.
+  const cache = new Map<string, Map<string, RecordClass>>();
+  let cached = 0;
   return (source, topic) => {
     if (source === GAP_SOURCE || source.startsWith('sluice:')) return INTERNAL;
-    const k = `${source}\u0000${topic}`;
-    const hit = cache.get(k);
+    let bySource = cache.get(source);
+    const hit = bySource?.get(topic);
     if (hit) return hit;
     let priority: number | null = null;
     const routeOverflows: Overflow[] = [];
@@ -45,8 +48,14 @@ export function buildClassifier(config: Pick<Config, 'sink'>, sourcePolicies: Re
     }
     const policy = routeOverflows.length ? (routeOverflows.every((o) => o === 'drop_oldest') ? 'drop_oldest' : 'backpressure') : (sourcePolicies.get(source) ?? 'backpressure');
     const cls = priority === null && policy === 'backpressure' ? DEFAULT : { priority: priority ?? 0, evictable: policy === 'drop_oldest' };
-    if (cache.size >= CACHE_LIMIT) cache.clear();
-    cache.set(k, cls);
+    if (cached >= CACHE_LIMIT) {
+      cache.clear();
+      cached = 0;
+      bySource = undefined;
+    }
+    if (!bySource) cache.set(source, (bySource = new Map()));
+    bySource.set(topic, cls);
+    cached++;
     return cls;
   };
 }

@@ -9,7 +9,7 @@ import { MosquittoBroker } from '../helpers/mosquitto.js';
 import { freePort } from '../helpers/net.js';
 import { Publisher } from '../helpers/publisher.js';
 import { tempDir } from '../helpers/tmp.js';
-import { peakRssBytes, unitMemoryMaxBytes, unitNodeOptions } from '../helpers/unit-env.js';
+import { peakRssBytes, unitEnvironment, unitMemoryMaxBytes } from '../helpers/unit-env.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 // The defaults: receive_maximum 1000, max_payload_bytes 262144.
@@ -31,7 +31,7 @@ test('a burst of receive_maximum × max_payload_bytes (1000 × 256 KiB) in fligh
   const dir = join(tmp.path, 'burst');
   // Kafka absent: everything acknowledged must stay journaled.
   const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [`127.0.0.1:${await freePort()}`], clientId: 'burst' });
-  const env = { NODE_OPTIONS: unitNodeOptions() };
+  const env = unitEnvironment();
   // First run: the persistent session and its subscription exist; then sluice is away.
   const first = Daemon.run(config, env).start();
   await first.waitForLog(/subscribed/);

@@ -97,6 +97,18 @@ test('classes from a parsed config: route overflow overrides the source, priorit
   }
 });
 
+test('the per-(source, topic) cache: the same source and topic in other pairs, and past its bound, still classify right', () => {
+  const classify = classifierForConfig(parseConfig(CONFIG));
+  // Same topic, other source (and the reverse): one must not answer from the other's entry.
+  assert.deepEqual(classify('mqtt:plant', 'other/x'), { priority: 0, evictable: false });
+  assert.deepEqual(classify('mqtt:lab', 'other/x'), { priority: 0, evictable: true });
+  assert.deepEqual(classify('mqtt:plant', 'other/x'), { priority: 0, evictable: false });
+  // More distinct pairs than the cache keeps (10,000): it starts over, answers stay the same.
+  for (let i = 0; i < 12_000; i++) assert.deepEqual(classify(i % 2 ? 'mqtt:lab' : 'mqtt:plant', `debug/${i}`), { priority: -5, evictable: true });
+  assert.deepEqual(classify('mqtt:lab', 'alarms/fire'), { priority: 100, evictable: false });
+  assert.deepEqual(classify('mqtt:lab', 'other/x'), { priority: 0, evictable: true });
+});
+
 test('defaults from a config without priority or overflow: nothing evictable under backpressure, all evictable under drop_oldest', () => {
   const base = '[[sink]]\nbrokers = ["k:9092"]\n[[sink.route]]\nmatch = "#"\ntopic = "all"\n';
   const keep = classifierForConfig(parseConfig(`[[mqtt]]\n[[mqtt.subscribe]]\ntopic = "#"\n${base}`));
