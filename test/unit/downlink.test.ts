@@ -277,3 +277,28 @@ test('bound on waiting commands: "reject_new" turns the new one down, "drop_olde
     await j.stop();
   }
 });
+
+test('dispatcher: an in-flight command past its deadline does not make the timer spin (it is not a deadline to wake for)', async () => {
+  const j = await openJournal('spin');
+  const s = new CommandStore(j.database, 'dl');
+  let now = NOW;
+  const pub = { isReady: true, publish: () => true } as unknown as MqttPublisher;
+  const router = new CommandRouter([{ target: '+dev', dest: { kind: 'mqtt', publisher: pub, topic: 'cmd/{dev}', qos: 2, retain: false } }]);
+  const d = new Dispatcher(s, router, (n, o, reason, at) => s.finish(n, o, reason, at ?? now), { retries: 1, retryMinMs: 10, retryMaxMs: 10 }, { clock: { now: () => now }, logger: silent });
+  s.insert([cmd('a1', 'a', NOW + 1000), cmd('b1', 'b', NOW + 1000)], NOW);
+  // b1's PUBLISH is stored by a last run (a row of downlink_outgoing); a1 is published (in flight in memory) now.
+  s.putOutgoing('c', 1, s.heads()[1]!.n, Buffer.from('{}'));
+  assert.equal(s.nextDeadline(), NOW + 1000);
+  assert.equal(s.nextDeadline(new Set([s.heads()[0]!.n])), null, 'in-flight rows are no deadline to wake for');
+  let pumps = 0;
+  const heads = s.heads.bind(s);
+  s.heads = () => (pumps++, heads());
+  d.start();
+  await new Promise((r) => setImmediate(r));
+  now = NOW + 5000; // the broker never acknowledges; the deadlines pass
+  d.kick();
+  await new Promise((r) => setTimeout(r, 200));
+  d.stop();
+  await j.stop();
+  assert.ok(pumps <= 3, `the dispatcher looked ${pumps} times (a 1 ms timer spins)`);
+});
