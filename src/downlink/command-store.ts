@@ -182,6 +182,11 @@ export class CommandStore {
     return (this.s.getOutgoing.get(client, messageId) as { n: number; packet: Buffer } | undefined) ?? null;
   }
 
+  /** Runs `fn` in one transaction (nested ones become savepoints). */
+  atomically<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
   delOutgoing(client: string, messageId: number): void {
     this.s.delOutgoing.run(client, messageId);
   }

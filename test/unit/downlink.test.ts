@@ -302,3 +302,32 @@ test('dispatcher: an in-flight command past its deadline does not make the timer
   await j.stop();
   assert.ok(pumps <= 3, `the dispatcher looked ${pumps} times (a 1 ms timer spins)`);
 });
+
+test('outgoing store: the acknowledged packet\'s row goes in the transaction that finishes its command (a crash between leaves both or neither)', async () => {
+  const { OutgoingStore } = await import('../../src/downlink/outgoing-store.js');
+  const j = await openJournal('outgoing-ack');
+  const s = new CommandStore(j.database, 'dl');
+  s.insert([cmd('a', 'x'), cmd('b', 'y')], NOW);
+  const [a, b] = s.heads();
+  let crash = true;
+  const o = new OutgoingStore(s, 'c', {
+    current: () => null,
+    acked: (n) => {
+      if (crash) throw new Error('kill -9');
+      s.finish(n, 'delivered', null, NOW);
+    },
+    mayResend: () => true,
+  });
+  s.putOutgoing('c', 1, a!.n, Buffer.from(JSON.stringify({ cmd: 'publish', topic: 't', payload: '', qos: 2, retain: false, messageId: 1 })));
+  s.putOutgoing('c', 2, b!.n, Buffer.from(JSON.stringify({ cmd: 'pubrel', messageId: 2 })));
+  assert.throws(() => o.del({ cmd: 'pubcomp', messageId: 1 } as never, () => undefined));
+  assert.ok(s.getOutgoing('c', 1), 'the crash before the command finished keeps its packet id');
+  assert.deepEqual(s.heads().map((c) => c.id), ['a', 'b']);
+  crash = false;
+  let got: unknown;
+  o.del({ cmd: 'pubcomp', messageId: 2 } as never, (err, p) => (got = err ?? p));
+  assert.equal((got as { cmd: string }).cmd, 'pubrel');
+  assert.equal(s.getOutgoing('c', 2), null);
+  assert.deepEqual(s.heads().map((c) => c.id), ['a']);
+  await j.stop();
+});
