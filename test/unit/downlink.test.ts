@@ -38,6 +38,14 @@ test('command parsing: payload encodings, expiry as ttl_s, deadline or the defau
   const d = parse({ id: 'd', target: 't', payload: 'x', deadline: NOW + 1 });
   assert.ok(d.ok);
   assert.equal(d.command.deadline, NOW + 1);
+  // A TTL counts from the Kafka record's timestamp: a command read 3 h late (an uplink outage) is stale.
+  const late = (v: unknown, produced: number | null) => parseCommand(Buffer.from(JSON.stringify(v)), { ...opts, produced });
+  const e = late({ id: 'e', target: 't', payload: 'x', ttl_s: 60 }, NOW - 3 * 3600_000);
+  assert.ok(e.ok && e.command.deadline === NOW - 3 * 3600_000 + 60_000);
+  const f = late({ id: 'f', target: 't', payload: 'x' }, NOW - 1000);
+  assert.ok(f.ok && f.command.deadline === NOW - 1000 + 300_000, 'default_ttl_s too');
+  const g = late({ id: 'g', target: 't', payload: 'x', ttl_s: 60 }, -1);
+  assert.ok(g.ok && g.command.deadline === NOW + 60_000, 'no timestamp: from receipt');
 });
 
 test('command parsing: bad commands are reasons, never exceptions', () => {
@@ -265,8 +273,8 @@ test('bound on waiting commands: "reject_new" turns the new one down, "drop_olde
     const metrics = new Metrics();
     const dl = new Downlink(c.downlink[0]!, { journal: j, logger: silent, metrics, clock: { now: () => NOW }, gatewayId: 'gw', sink: c.sink[0]!, mqtt: new Map([['local', c.mqtt[0]!]]), serial: new Map() });
     await dl.start();
-    const take = (dl as unknown as { take: (r: { value: Buffer; origin: string }[]) => void }).take.bind(dl);
-    take(['a', 'b', 'c'].map((id) => ({ value: Buffer.from(JSON.stringify({ id, target: id, payload: id })), origin: `t/0/${id}` })));
+    const take = (dl as unknown as { take: (r: { value: Buffer; origin: string; timestamp: number | null }[]) => void }).take.bind(dl);
+    take(['a', 'b', 'c'].map((id) => ({ value: Buffer.from(JSON.stringify({ id, target: id, payload: id })), origin: `t/0/${id}`, timestamp: NOW })));
     const s = new CommandStore(j.database, 'downlink');
     const rejected = s.pendingResults().map((r) => [r.id, r.outcome, r.reason?.split(':')[0]]);
     assert.deepEqual(rejected, [[overflow === 'reject_new' ? 'c' : 'a', 'rejected', 'overflow']]);
