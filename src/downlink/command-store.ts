@@ -58,7 +58,7 @@ export class CommandStore {
       nextDeadlines: db.prepare("SELECT n, deadline FROM downlink_commands WHERE downlink = ? AND state = 'waiting' AND n NOT IN (SELECT n FROM downlink_outgoing) ORDER BY deadline LIMIT ?"),
       heads: db.prepare("SELECT n, id, target, payload, deadline, received, attempts, origin FROM downlink_commands WHERE n IN (SELECT min(n) FROM downlink_commands WHERE downlink = ? AND state = 'waiting' GROUP BY target) ORDER BY n"),
       expired: db.prepare("SELECT n, id, target, payload, deadline, received, attempts, origin FROM downlink_commands WHERE downlink = ? AND state = 'waiting' AND deadline <= ? ORDER BY n"),
-      oldestDroppable: db.prepare("SELECT n FROM downlink_commands WHERE downlink = ? AND state = 'waiting' AND n NOT IN (SELECT n FROM downlink_outgoing) ORDER BY n LIMIT 1").pluck(),
+      oldestDroppable: db.prepare("SELECT n FROM downlink_commands WHERE downlink = ? AND state = 'waiting' AND n NOT IN (SELECT n FROM downlink_outgoing) ORDER BY n LIMIT ?").pluck(),
       get: db.prepare('SELECT n, id, target, payload, deadline, received, attempts, origin FROM downlink_commands WHERE n = ?'),
       finish: db.prepare("UPDATE downlink_commands SET state = 'done', outcome = ?, reason = ?, done_at = ?, result = 1, payload = NULL WHERE n = ? AND state = 'waiting'"),
       attempt: db.prepare('UPDATE downlink_commands SET attempts = attempts + 1 WHERE n = ?'),
@@ -128,9 +128,13 @@ export class CommandStore {
     return this.s.expired.all(this.downlink, now) as StoredCommand[];
   }
 
-  /** The oldest waiting command not in flight (for overflow = "drop_oldest"), or null. */
-  oldestDroppable(): number | null {
-    return (this.s.oldestDroppable.get(this.downlink) as number | undefined) ?? null;
+  /**
+   * The oldest waiting command not in flight (for overflow = "drop_oldest"), or null: not a row of
+   * downlink_outgoing, nor one of `inFlight` (the dispatcher's, e.g. a serial write under way).
+   */
+  oldestDroppable(inFlight: ReadonlySet<number> | ReadonlyMap<number, unknown> = new Set()): number | null {
+    const ns = this.s.oldestDroppable.all(this.downlink, inFlight.size + 1) as number[];
+    return ns.find((n) => !inFlight.has(n)) ?? null;
   }
 
   get(n: number): StoredCommand | null {

@@ -60,6 +60,11 @@ export class Dispatcher {
     this.scheduled = null;
   }
 
+  /** The commands in flight now (by row), also those only this dispatcher knows of (a serial write). */
+  get inFlightRows(): ReadonlyMap<number, string> {
+    return this.inFlight;
+  }
+
   get inFlightCount(): number {
     return this.inFlight.size;
   }

@@ -170,7 +170,7 @@ export class Downlink implements Component {
         return a;
       }
       if (this.cfg.overflow === 'drop_oldest') {
-        const oldest = store.oldestDroppable();
+        const oldest = store.oldestDroppable(this.dispatcher!.inFlightRows);
         if (oldest !== null && store.finish(oldest, 'rejected', `overflow: max_waiting (${this.cfg.maxWaiting}) reached; dropped for a newer command`, now)) {
           overflowed.push(oldest);
           return a;

@@ -339,3 +339,28 @@ test('outgoing store: the acknowledged packet\'s row goes in the transaction tha
   assert.deepEqual(s.heads().map((c) => c.id), ['a']);
   await j.stop();
 });
+
+test('drop_oldest never drops a command in flight: neither one with a stored PUBLISH nor one whose serial write is under way', async () => {
+  const j = await openJournal('droppable');
+  const s = new CommandStore(j.database, 'dl');
+  s.insert([cmd('a', 'x'), cmd('b', 'y'), cmd('c', 'z')], NOW);
+  const [a, b, c] = s.heads();
+  s.putOutgoing('cl', 1, a!.n, Buffer.from('{}'));
+  assert.equal(s.oldestDroppable(), b!.n);
+  let release: () => void = () => undefined;
+  const port = { isOpen: true, write: () => new Promise<void>((r) => (release = r)) };
+  const closed = { isOpen: false, write: async () => undefined };
+  const router = new CommandRouter([
+    { target: 'y', dest: { kind: 'serial', port, name: 'm', lineEnding: 'none' } },
+    { target: 'z', dest: { kind: 'serial', port: closed, name: 'n', lineEnding: 'none' } },
+  ]);
+  const d = new Dispatcher(s, router, (n, o, reason, at) => s.finish(n, o, reason, at ?? NOW), { retries: 0, retryMinMs: 10, retryMaxMs: 10 }, { clock: { now: () => NOW }, logger: silent });
+  d.start();
+  await new Promise((r) => setImmediate(r));
+  assert.ok(d.inFlightRows.has(b!.n), 'b is being written');
+  assert.equal(s.oldestDroppable(d.inFlightRows), c!.n);
+  d.stop();
+  release();
+  await new Promise((r) => setImmediate(r));
+  await j.stop();
+});
