@@ -54,10 +54,11 @@ export class CommandStore {
       has: db.prepare('SELECT 1 FROM downlink_commands WHERE downlink = ? AND id = ?').pluck(),
       waitingCount: db.prepare("SELECT count(*) FROM downlink_commands WHERE downlink = ? AND state = 'waiting'").pluck(),
       oldestWaiting: db.prepare("SELECT min(received) FROM downlink_commands WHERE downlink = ? AND state = 'waiting'").pluck(),
-      nextDeadline: db.prepare("SELECT min(deadline) FROM downlink_commands WHERE downlink = ? AND state = 'waiting'").pluck(),
+      // In-flight commands are not expired by the dispatcher (their acknowledgement or a resend ends them): not a reason to wake it.
+      nextDeadlines: db.prepare("SELECT n, deadline FROM downlink_commands WHERE downlink = ? AND state = 'waiting' AND n NOT IN (SELECT n FROM downlink_outgoing) ORDER BY deadline LIMIT ?"),
       heads: db.prepare("SELECT n, id, target, payload, deadline, received, attempts, origin FROM downlink_commands WHERE n IN (SELECT min(n) FROM downlink_commands WHERE downlink = ? AND state = 'waiting' GROUP BY target) ORDER BY n"),
       expired: db.prepare("SELECT n, id, target, payload, deadline, received, attempts, origin FROM downlink_commands WHERE downlink = ? AND state = 'waiting' AND deadline <= ? ORDER BY n"),
-      oldestDroppable: db.prepare("SELECT n FROM downlink_commands WHERE downlink = ? AND state = 'waiting' AND n NOT IN (SELECT n FROM downlink_outgoing) ORDER BY n LIMIT 1").pluck(),
+      oldestDroppable: db.prepare("SELECT n FROM downlink_commands WHERE downlink = ? AND state = 'waiting' AND n NOT IN (SELECT n FROM downlink_outgoing) ORDER BY n LIMIT ?").pluck(),
       get: db.prepare('SELECT n, id, target, payload, deadline, received, attempts, origin FROM downlink_commands WHERE n = ?'),
       finish: db.prepare("UPDATE downlink_commands SET state = 'done', outcome = ?, reason = ?, done_at = ?, result = 1, payload = NULL WHERE n = ? AND state = 'waiting'"),
       attempt: db.prepare('UPDATE downlink_commands SET attempts = attempts + 1 WHERE n = ?'),
@@ -112,8 +113,10 @@ export class CommandStore {
     return (this.s.oldestWaiting.get(this.downlink) as number | null) ?? null;
   }
 
-  nextDeadline(): number | null {
-    return (this.s.nextDeadline.get(this.downlink) as number | null) ?? null;
+  /** The earliest deadline of a waiting command not in flight (a row of downlink_outgoing, or one of `inFlight`), or null. */
+  nextDeadline(inFlight: ReadonlySet<number> | ReadonlyMap<number, unknown> = new Set()): number | null {
+    const rows = this.s.nextDeadlines.all(this.downlink, inFlight.size + 1) as { n: number; deadline: number }[];
+    return rows.find((r) => !inFlight.has(r.n))?.deadline ?? null;
   }
 
   /** The oldest waiting command of each target, oldest first. */
@@ -125,9 +128,13 @@ export class CommandStore {
     return this.s.expired.all(this.downlink, now) as StoredCommand[];
   }
 
-  /** The oldest waiting command not in flight (for overflow = "drop_oldest"), or null. */
-  oldestDroppable(): number | null {
-    return (this.s.oldestDroppable.get(this.downlink) as number | undefined) ?? null;
+  /**
+   * The oldest waiting command not in flight (for overflow = "drop_oldest"), or null: not a row of
+   * downlink_outgoing, nor one of `inFlight` (the dispatcher's, e.g. a serial write under way).
+   */
+  oldestDroppable(inFlight: ReadonlySet<number> | ReadonlyMap<number, unknown> = new Set()): number | null {
+    const ns = this.s.oldestDroppable.all(this.downlink, inFlight.size + 1) as number[];
+    return ns.find((n) => !inFlight.has(n)) ?? null;
   }
 
   get(n: number): StoredCommand | null {
@@ -177,6 +184,11 @@ export class CommandStore {
 
   getOutgoing(client: string, messageId: number): { n: number; packet: Buffer } | null {
     return (this.s.getOutgoing.get(client, messageId) as { n: number; packet: Buffer } | undefined) ?? null;
+  }
+
+  /** Runs `fn` in one transaction (nested ones become savepoints). */
+  atomically<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
   }
 
   delOutgoing(client: string, messageId: number): void {

@@ -7,7 +7,8 @@
  *   (a string of base64), "json" (any JSON value, sent as its JSON text). Default: "utf8" for a
  *   string, "json" for anything else.
  * - expiry: `deadline` (ISO 8601 text or milliseconds since the epoch) or `ttl_s` (seconds from when
- *   sluice received the command); neither: the downlink's default_ttl_s.
+ *   the command was produced: the Kafka record's timestamp, or when sluice received it if the record
+ *   has none); neither: the downlink's default_ttl_s, counted the same way.
  */
 export interface Command {
   id: string;
@@ -25,6 +26,12 @@ const MAX_TARGET_CHARS = 1024;
 export interface ParseOptions {
   /** When the command was received, ms since the epoch. */
   now: number;
+  /**
+   * The Kafka record's timestamp (CreateTime, or LogAppendTime if the topic says so), ms since the
+   * epoch: what a TTL counts from, so a command read late (an uplink outage, a new consumer group
+   * reading the topic again) is not given a fresh life. Absent or invalid (<= 0): `now`.
+   */
+  produced?: number | null;
   defaultTtlS: number;
   maxPayloadBytes: number;
 }
@@ -57,6 +64,7 @@ export function parseCommand(value: Buffer | null, opts: ParseOptions): ParseRes
     payload = Buffer.from(JSON.stringify(o.payload), 'utf8');
   } else return bad(id, target, 'invalid', `unknown encoding ${JSON.stringify(encoding).slice(0, 50)} (use "utf8", "base64" or "json")`);
   if (payload.length > opts.maxPayloadBytes) return bad(id, target, 'payload_too_large', `payload is ${payload.length} bytes; max_payload_bytes is ${opts.maxPayloadBytes}`);
+  const from = opts.produced !== undefined && opts.produced !== null && Number.isFinite(opts.produced) && opts.produced > 0 ? opts.produced : opts.now;
   let deadline: number;
   if (o.deadline !== undefined && o.ttl_s !== undefined) return bad(id, target, 'invalid', 'give "deadline" or "ttl_s", not both');
   if (o.deadline !== undefined) {
@@ -65,8 +73,8 @@ export function parseCommand(value: Buffer | null, opts: ParseOptions): ParseRes
     deadline = d;
   } else if (o.ttl_s !== undefined) {
     if (typeof o.ttl_s !== 'number' || !Number.isFinite(o.ttl_s) || o.ttl_s < 0) return bad(id, target, 'invalid', '"ttl_s" must be a number of seconds >= 0');
-    deadline = opts.now + o.ttl_s * 1000;
-  } else deadline = opts.now + opts.defaultTtlS * 1000;
+    deadline = from + o.ttl_s * 1000;
+  } else deadline = from + opts.defaultTtlS * 1000;
   return { ok: true, command: { id, target, payload, deadline } };
 }
 

@@ -11,6 +11,8 @@ export interface CommandRecord {
   value: Buffer | null;
   /** "<topic>/<partition>/<offset>" */
   origin: string;
+  /** The record's timestamp, ms since the epoch (null if Kafka gave none). */
+  timestamp: number | null;
 }
 
 export interface ConsumerOptions {
@@ -117,7 +119,7 @@ export class CommandConsumer {
   private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     if (!isRunning() || isStale() || batch.messages.length === 0) return;
     const records: CommandRecord[] = [];
-    for (const m of batch.messages) if (this.mine(m)) records.push({ value: m.value, origin: `${batch.topic}/${batch.partition}/${m.offset}` });
+    for (const m of batch.messages) if (this.mine(m)) records.push({ value: m.value, origin: `${batch.topic}/${batch.partition}/${m.offset}`, timestamp: toMs(m.timestamp) });
     // Durable before the offset moves.
     if (records.length) this.deps.take(records);
     const last = batch.messages[batch.messages.length - 1]!.offset;
@@ -137,4 +139,10 @@ export class CommandConsumer {
     await this.disconnect();
     this.state = 'idle';
   }
+}
+
+/** kafkajs gives the timestamp as a string of ms ("-1" when the record has none). */
+function toMs(t: string | undefined): number | null {
+  const n = t === undefined ? NaN : Number(t);
+  return Number.isFinite(n) && n > 0 ? n : null;
 }

@@ -8,6 +8,9 @@ import type { CommandRouter } from './router.js';
 /** Ends a waiting command with its outcome (store, metrics, result record). */
 export type Finish = (n: number, outcome: Outcome, reason: string | null, at?: number) => void;
 
+/** How soon a pump looks again at a deadline that was already due and is still there. */
+const PAST_WAKE_MS = 1000;
+
 export interface DispatcherOptions {
   /** Attempts after the first when the broker refuses or a write fails. */
   retries: number;
@@ -55,6 +58,11 @@ export class Dispatcher {
     if (this.scheduled) clearImmediate(this.scheduled);
     this.timer = null;
     this.scheduled = null;
+  }
+
+  /** The commands in flight now (by row), also those only this dispatcher knows of (a serial write). */
+  get inFlightRows(): ReadonlyMap<number, string> {
+    return this.inFlight;
   }
 
   get inFlightCount(): number {
@@ -122,7 +130,7 @@ export class Dispatcher {
     if (this.stopped) return;
     const now = this.deps.clock.now();
     for (const c of this.store.expiredBy(now)) if (!this.inFlight.has(c.n)) this.finish(c.n, 'expired', 'deadline passed while waiting', now);
-    let wakeAt = this.store.nextDeadline();
+    let wakeAt = this.store.nextDeadline(this.inFlight);
     let blocked = false;
     for (const c of this.store.heads()) {
       if (this.busyTargets.has(c.target)) continue;
@@ -137,7 +145,11 @@ export class Dispatcher {
     if (blocked) wakeAt = Math.min(wakeAt ?? now + 1000, now + 1000);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    if (wakeAt !== null) this.timer = setTimeout(() => this.kick(), Math.min(2 ** 31 - 1, Math.max(1, wakeAt - this.deps.clock.now() + 1)));
+    if (wakeAt !== null) {
+      const ms = wakeAt - this.deps.clock.now() + 1;
+      // A wake already due (nothing above could end it) is looked at again in a second, not in a busy loop.
+      this.timer = setTimeout(() => this.kick(), ms <= 0 ? PAST_WAKE_MS : Math.min(2 ** 31 - 1, ms));
+    }
   }
 
   /** Tries to deliver (or end) the head of a target; false when its destination is away. */

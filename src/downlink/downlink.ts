@@ -156,7 +156,7 @@ export class Downlink implements Component {
     const store = this.store!;
     const now = this.deps.clock.now();
     const arrivals: Arrival[] = records.map((r) => {
-      const p = parseCommand(r.value, { now, defaultTtlS: this.cfg.defaultTtlS, maxPayloadBytes: this.cfg.maxPayloadBytes });
+      const p = parseCommand(r.value, { now, produced: r.timestamp, defaultTtlS: this.cfg.defaultTtlS, maxPayloadBytes: this.cfg.maxPayloadBytes });
       if (p.ok) return { command: p.command, origin: r.origin };
       // A command without a usable id is known by where it was read (so a redelivery is still one command).
       return { rejected: { id: p.id ?? `kafka:${r.origin}`, target: p.target, reason: `${p.reason}: ${p.detail}` }, origin: r.origin };
@@ -170,7 +170,7 @@ export class Downlink implements Component {
         return a;
       }
       if (this.cfg.overflow === 'drop_oldest') {
-        const oldest = store.oldestDroppable();
+        const oldest = store.oldestDroppable(this.dispatcher!.inFlightRows);
         if (oldest !== null && store.finish(oldest, 'rejected', `overflow: max_waiting (${this.cfg.maxWaiting}) reached; dropped for a newer command`, now)) {
           overflowed.push(oldest);
           return a;

@@ -69,8 +69,12 @@ export class OutgoingStore {
       cb(new Error('missing packet'));
       return this;
     }
-    this.store.delOutgoing(this.client, id);
-    this.events.acked(row.n, id);
+    // The row goes in the transaction that finishes the command: a kill -9 between the two would leave
+    // the command waiting with no packet id, published again under a new one (a QoS 2 command twice).
+    this.store.atomically(() => {
+      this.store.delOutgoing(this.client, id);
+      this.events.acked(row.n, id);
+    });
     cb(undefined, decode(row.packet));
     return this;
   }

@@ -38,6 +38,14 @@ test('command parsing: payload encodings, expiry as ttl_s, deadline or the defau
   const d = parse({ id: 'd', target: 't', payload: 'x', deadline: NOW + 1 });
   assert.ok(d.ok);
   assert.equal(d.command.deadline, NOW + 1);
+  // A TTL counts from the Kafka record's timestamp: a command read 3 h late (an uplink outage) is stale.
+  const late = (v: unknown, produced: number | null) => parseCommand(Buffer.from(JSON.stringify(v)), { ...opts, produced });
+  const e = late({ id: 'e', target: 't', payload: 'x', ttl_s: 60 }, NOW - 3 * 3600_000);
+  assert.ok(e.ok && e.command.deadline === NOW - 3 * 3600_000 + 60_000);
+  const f = late({ id: 'f', target: 't', payload: 'x' }, NOW - 1000);
+  assert.ok(f.ok && f.command.deadline === NOW - 1000 + 300_000, 'default_ttl_s too');
+  const g = late({ id: 'g', target: 't', payload: 'x', ttl_s: 60 }, -1);
+  assert.ok(g.ok && g.command.deadline === NOW + 60_000, 'no timestamp: from receipt');
 });
 
 test('command parsing: bad commands are reasons, never exceptions', () => {
@@ -265,8 +273,8 @@ test('bound on waiting commands: "reject_new" turns the new one down, "drop_olde
     const metrics = new Metrics();
     const dl = new Downlink(c.downlink[0]!, { journal: j, logger: silent, metrics, clock: { now: () => NOW }, gatewayId: 'gw', sink: c.sink[0]!, mqtt: new Map([['local', c.mqtt[0]!]]), serial: new Map() });
     await dl.start();
-    const take = (dl as unknown as { take: (r: { value: Buffer; origin: string }[]) => void }).take.bind(dl);
-    take(['a', 'b', 'c'].map((id) => ({ value: Buffer.from(JSON.stringify({ id, target: id, payload: id })), origin: `t/0/${id}` })));
+    const take = (dl as unknown as { take: (r: { value: Buffer; origin: string; timestamp: number | null }[]) => void }).take.bind(dl);
+    take(['a', 'b', 'c'].map((id) => ({ value: Buffer.from(JSON.stringify({ id, target: id, payload: id })), origin: `t/0/${id}`, timestamp: NOW })));
     const s = new CommandStore(j.database, 'downlink');
     const rejected = s.pendingResults().map((r) => [r.id, r.outcome, r.reason?.split(':')[0]]);
     assert.deepEqual(rejected, [[overflow === 'reject_new' ? 'c' : 'a', 'rejected', 'overflow']]);
@@ -276,4 +284,83 @@ test('bound on waiting commands: "reject_new" turns the new one down, "drop_olde
     await dl.stop();
     await j.stop();
   }
+});
+
+test('dispatcher: an in-flight command past its deadline does not make the timer spin (it is not a deadline to wake for)', async () => {
+  const j = await openJournal('spin');
+  const s = new CommandStore(j.database, 'dl');
+  let now = NOW;
+  const pub = { isReady: true, publish: () => true } as unknown as MqttPublisher;
+  const router = new CommandRouter([{ target: '+dev', dest: { kind: 'mqtt', publisher: pub, topic: 'cmd/{dev}', qos: 2, retain: false } }]);
+  const d = new Dispatcher(s, router, (n, o, reason, at) => s.finish(n, o, reason, at ?? now), { retries: 1, retryMinMs: 10, retryMaxMs: 10 }, { clock: { now: () => now }, logger: silent });
+  s.insert([cmd('a1', 'a', NOW + 1000), cmd('b1', 'b', NOW + 1000)], NOW);
+  // b1's PUBLISH is stored by a last run (a row of downlink_outgoing); a1 is published (in flight in memory) now.
+  s.putOutgoing('c', 1, s.heads()[1]!.n, Buffer.from('{}'));
+  assert.equal(s.nextDeadline(), NOW + 1000);
+  assert.equal(s.nextDeadline(new Set([s.heads()[0]!.n])), null, 'in-flight rows are no deadline to wake for');
+  let pumps = 0;
+  const heads = s.heads.bind(s);
+  s.heads = () => (pumps++, heads());
+  d.start();
+  await new Promise((r) => setImmediate(r));
+  now = NOW + 5000; // the broker never acknowledges; the deadlines pass
+  d.kick();
+  await new Promise((r) => setTimeout(r, 200));
+  d.stop();
+  await j.stop();
+  assert.ok(pumps <= 3, `the dispatcher looked ${pumps} times (a 1 ms timer spins)`);
+});
+
+test('outgoing store: the acknowledged packet\'s row goes in the transaction that finishes its command (a crash between leaves both or neither)', async () => {
+  const { OutgoingStore } = await import('../../src/downlink/outgoing-store.js');
+  const j = await openJournal('outgoing-ack');
+  const s = new CommandStore(j.database, 'dl');
+  s.insert([cmd('a', 'x'), cmd('b', 'y')], NOW);
+  const [a, b] = s.heads();
+  let crash = true;
+  const o = new OutgoingStore(s, 'c', {
+    current: () => null,
+    acked: (n) => {
+      if (crash) throw new Error('kill -9');
+      s.finish(n, 'delivered', null, NOW);
+    },
+    mayResend: () => true,
+  });
+  s.putOutgoing('c', 1, a!.n, Buffer.from(JSON.stringify({ cmd: 'publish', topic: 't', payload: '', qos: 2, retain: false, messageId: 1 })));
+  s.putOutgoing('c', 2, b!.n, Buffer.from(JSON.stringify({ cmd: 'pubrel', messageId: 2 })));
+  assert.throws(() => o.del({ cmd: 'pubcomp', messageId: 1 } as never, () => undefined));
+  assert.ok(s.getOutgoing('c', 1), 'the crash before the command finished keeps its packet id');
+  assert.deepEqual(s.heads().map((c) => c.id), ['a', 'b']);
+  crash = false;
+  let got: unknown;
+  o.del({ cmd: 'pubcomp', messageId: 2 } as never, (err, p) => (got = err ?? p));
+  assert.equal((got as { cmd: string }).cmd, 'pubrel');
+  assert.equal(s.getOutgoing('c', 2), null);
+  assert.deepEqual(s.heads().map((c) => c.id), ['a']);
+  await j.stop();
+});
+
+test('drop_oldest never drops a command in flight: neither one with a stored PUBLISH nor one whose serial write is under way', async () => {
+  const j = await openJournal('droppable');
+  const s = new CommandStore(j.database, 'dl');
+  s.insert([cmd('a', 'x'), cmd('b', 'y'), cmd('c', 'z')], NOW);
+  const [a, b, c] = s.heads();
+  s.putOutgoing('cl', 1, a!.n, Buffer.from('{}'));
+  assert.equal(s.oldestDroppable(), b!.n);
+  let release: () => void = () => undefined;
+  const port = { isOpen: true, write: () => new Promise<void>((r) => (release = r)) };
+  const closed = { isOpen: false, write: async () => undefined };
+  const router = new CommandRouter([
+    { target: 'y', dest: { kind: 'serial', port, name: 'm', lineEnding: 'none' } },
+    { target: 'z', dest: { kind: 'serial', port: closed, name: 'n', lineEnding: 'none' } },
+  ]);
+  const d = new Dispatcher(s, router, (n, o, reason, at) => s.finish(n, o, reason, at ?? NOW), { retries: 0, retryMinMs: 10, retryMaxMs: 10 }, { clock: { now: () => NOW }, logger: silent });
+  d.start();
+  await new Promise((r) => setImmediate(r));
+  assert.ok(d.inFlightRows.has(b!.n), 'b is being written');
+  assert.equal(s.oldestDroppable(d.inFlightRows), c!.n);
+  d.stop();
+  release();
+  await new Promise((r) => setImmediate(r));
+  await j.stop();
 });
