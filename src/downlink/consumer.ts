@@ -36,6 +36,11 @@ export interface ConsumerDeps {
    * when it returns, they are durable, and only then is the batch's offset committed.
    */
   take(records: CommandRecord[]): void;
+  /**
+   * False while the journal takes no records (a bound or a full disk): commands then wait in Kafka,
+   * offset uncommitted, so their rows do not take the room the drain needs to end the pause.
+   */
+  accepting(): boolean;
 }
 
 /**
@@ -102,8 +107,16 @@ export class CommandConsumer {
       this.backoff.reset();
       this.deps.logger.info({ topic: o.topic, groupId: o.groupId }, 'downlink: consuming commands');
     });
+    // stop() may come while connecting: this consumer must not go on to run after it.
+    const stoppedMeanwhile = async (): Promise<boolean> => {
+      if (!this.stopping) return false;
+      await Promise.race([consumer.disconnect().catch(() => undefined), sleep(5000)]);
+      return true;
+    };
     await consumer.connect();
+    if (await stoppedMeanwhile()) return;
     await consumer.subscribe({ topic: o.topic, fromBeginning: true });
+    if (await stoppedMeanwhile()) return;
     await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (b) => this.onBatch(b) });
   }
 
@@ -120,6 +133,16 @@ export class CommandConsumer {
     if (!isRunning() || isStale() || batch.messages.length === 0) return;
     const records: CommandRecord[] = [];
     for (const m of batch.messages) if (this.mine(m)) records.push({ value: m.value, origin: `${batch.topic}/${batch.partition}/${m.offset}`, timestamp: toMs(m.timestamp) });
+    if (records.length && !this.deps.accepting()) {
+      this.deps.logger.warn({ topic: batch.topic, partition: batch.partition }, 'downlink: the journal is full; commands wait in Kafka (offset not committed) until it takes records again');
+      while (!this.deps.accepting()) {
+        if (!isRunning() || isStale() || this.stopping) return;
+        await heartbeat();
+        await sleep(1000);
+      }
+      this.deps.logger.info('downlink: the journal takes records again; taking commands');
+    }
+    if (!isRunning() || isStale() || this.stopping) return;
     // Durable before the offset moves.
     if (records.length) this.deps.take(records);
     const last = batch.messages[batch.messages.length - 1]!.offset;

@@ -110,7 +110,7 @@ export class Downlink implements Component {
     const topic = cfg.topic.replaceAll('{gateway}', deps.gatewayId);
     this.consumer = new CommandConsumer(
       { sink: deps.sink, topic, groupId: cfg.groupId ?? `sluice-${deps.gatewayId}-downlink-${cfg.name}`, clientId: `sluice-${deps.gatewayId}-downlink-${cfg.name}`, select: cfg.select, selectHeader: cfg.selectHeader, gatewayId: deps.gatewayId, sessionTimeoutMs: cfg.sessionTimeoutMs, retryMinMs: cfg.retryMinMs, retryMaxMs: cfg.retryMaxMs },
-      { logger: this.log, clock: deps.clock, take: (records) => this.take(records) },
+      { logger: this.log, clock: deps.clock, take: (records) => this.take(records), accepting: () => deps.journal.accepting },
     );
     this.consumer.start();
     this.prune();

@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { parseConfig } from '../../src/config/load.js';
 import { SluiceError } from '../../src/errors.js';
 import { parseCommand } from '../../src/downlink/command.js';
+import { CommandConsumer, type CommandRecord } from '../../src/downlink/consumer.js';
 import { CommandStore } from '../../src/downlink/command-store.js';
 import { Dispatcher } from '../../src/downlink/dispatcher.js';
 import type { MqttPublisher } from '../../src/downlink/mqtt-publisher.js';
@@ -363,4 +364,32 @@ test('drop_oldest never drops a command in flight: neither one with a stored PUB
   release();
   await new Promise((r) => setImmediate(r));
   await j.stop();
+});
+
+test('consumer: while the journal takes no records, a fetched batch waits in Kafka (not taken, offset not committed, heartbeats go on); then it is taken and committed', async () => {
+  let accepting = false;
+  const taken: CommandRecord[][] = [];
+  const commits: string[] = [];
+  let heartbeats = 0;
+  const c = new CommandConsumer(
+    { sink: {} as never, topic: 'cmd', groupId: 'g', clientId: 'c', select: 'key', selectHeader: 'gateway', gatewayId: 'gw', sessionTimeoutMs: 6000, retryMinMs: 100, retryMaxMs: 1000 },
+    { logger: silent, clock: { now: () => NOW } as never, take: (r) => void taken.push(r), accepting: () => accepting },
+  );
+  (c as unknown as { consumer: unknown }).consumer = { commitOffsets: async (o: { offset: string }[]) => void commits.push(o[0]!.offset) };
+  const payload = {
+    batch: { topic: 'cmd', partition: 0, messages: [{ key: Buffer.from('gw'), value: Buffer.from('{"id":"a","target":"t","payload":"x"}'), offset: '41', timestamp: String(NOW), headers: {} }] },
+    resolveOffset: () => undefined,
+    heartbeat: async () => void heartbeats++,
+    isRunning: () => true,
+    isStale: () => false,
+  };
+  const done = (c as unknown as { onBatch: (p: unknown) => Promise<void> }).onBatch(payload);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(taken.length, 0, 'nothing taken while the journal is full');
+  assert.deepEqual(commits, [], 'the offset stays where it was');
+  assert.ok(heartbeats >= 1, 'the consumer stays in its group meanwhile');
+  accepting = true;
+  await done;
+  assert.equal(taken.length, 1);
+  assert.deepEqual(commits, ['42']);
 });
