@@ -74,6 +74,7 @@ export class CommandStore {
       listOutgoing: db.prepare('SELECT message_id AS messageId, n, packet FROM downlink_outgoing WHERE client = ? ORDER BY n'),
       inFlight: db.prepare('SELECT o.n FROM downlink_outgoing o JOIN downlink_commands c ON c.n = o.n WHERE c.downlink = ?').pluck(),
       delOutgoingOf: db.prepare('DELETE FROM downlink_outgoing WHERE n = ?'),
+      outgoingClients: db.prepare('SELECT o.n, o.client FROM downlink_outgoing o JOIN downlink_commands c ON c.n = o.n WHERE c.downlink = ? ORDER BY o.n'),
     };
   }
 
@@ -147,6 +148,11 @@ export class CommandStore {
       this.s.delOutgoingOf.run(n);
       return this.s.finish.run(outcome, reason, at, n).changes === 1;
     })();
+  }
+
+  /** This downlink's packets in flight, with the MQTT client each was sent on. */
+  outgoingClients(): { n: number; client: string }[] {
+    return this.s.outgoingClients.all(this.downlink) as { n: number; client: string }[];
   }
 
   countAttempt(n: number): void {

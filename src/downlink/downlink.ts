@@ -103,6 +103,12 @@ export class Downlink implements Component {
     const routes: { target: string; dest: RouteDestination }[] = cfg.route.map((r) => ({ target: r.target, dest: this.destination(r) }));
     const dispatcher = new Dispatcher(store, new CommandRouter(routes), (n, o, reason, at) => this.finish(n, o, reason, at), { retries: cfg.retries, retryMinMs: cfg.retryMinMs, retryMaxMs: cfg.retryMaxMs }, { clock: deps.clock, logger: this.log });
     this.dispatcher = dispatcher;
+    // A packet in flight on an MQTT client this configuration no longer has (its client_id or the
+    // route changed) would never be sent again nor acknowledged: its target would wait for good.
+    const clients = new Set([...this.publishers.values()].map((p) => p.clientId));
+    for (const { n, client } of store.outgoingClients()) {
+      if (!clients.has(client)) this.finish(n, 'failed', `delivery unknown: it was in flight on MQTT client "${client}", which the configuration no longer has (client_id or route changed); it may have reached the broker`);
+    }
     // Results decided by the last run but not journaled go first.
     results.emitPending();
     dispatcher.start();

@@ -393,3 +393,27 @@ test('consumer: while the journal takes no records, a fetched batch waits in Kaf
   assert.equal(taken.length, 1);
   assert.deepEqual(commits, ['42']);
 });
+
+test('a packet left in flight on an MQTT client the configuration no longer has ends "failed" (delivery unknown) at start, instead of holding its target for good', async () => {
+  const { Downlink } = await import('../../src/downlink/downlink.js');
+  const { Metrics } = await import('../../src/metrics.js');
+  const j = await openJournal('orphan-outgoing');
+  const s = new CommandStore(j.database, 'downlink');
+  s.insert([cmd('old', 'v1')], NOW);
+  const [old] = s.heads();
+  const packet = (id: number): Buffer => Buffer.from(JSON.stringify({ cmd: 'publish', topic: 't', payload: '', qos: 2, retain: false, messageId: id }));
+  // "old" went out on a client id of an earlier configuration.
+  s.putOutgoing('renamed-client-downlink', 1, old!.n, packet(1));
+  const c = parseConfig(`[gateway]\nid = "gw"\n[[mqtt]]\nname = "local"\nurl = "mqtt://127.0.0.1:1"\n[[mqtt.subscribe]]\ntopic = "a/#"\n[[sink]]\nbrokers = ["127.0.0.1:1"]\n[[downlink]]\n[[downlink.route]]\ntarget = "+id"\nmqtt = "local"\ntopic = "cmd/{id}"\n`);
+  const dl = new Downlink(c.downlink[0]!, { journal: j, logger: silent, metrics: new Metrics(), clock: { now: () => NOW }, gatewayId: 'gw', sink: c.sink[0]!, mqtt: new Map([['local', c.mqtt[0]!]]), serial: new Map() });
+  const current = (dl as unknown as { publishers: Map<string, { clientId: string }> }).publishers;
+  assert.equal(current.size, 0, 'publishers are built at start');
+  await dl.start();
+  const clientId = [...current.values()][0]!.clientId;
+  assert.notEqual(clientId, 'renamed-client-downlink');
+  const results = s.pendingResults().map((r) => [r.id, r.outcome, r.reason?.split(':')[0]]);
+  assert.deepEqual(results, [['old', 'failed', 'delivery unknown']]);
+  assert.equal(s.outgoingClients().some((o) => o.client === 'renamed-client-downlink'), false, 'its packet row is gone');
+  await dl.stop();
+  await j.stop();
+});
