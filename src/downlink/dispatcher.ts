@@ -16,7 +16,14 @@ export interface DispatcherOptions {
   retries: number;
   retryMinMs: number;
   retryMaxMs: number;
+  /**
+   * How long a serial write may take before its command ends `failed` (a port held by flow
+   * control, a stuck driver), ms; default 10 s plus 2 ms per byte (4,800 baud and up).
+   */
+  serialWriteTimeoutMs?: (bytes: number) => number;
 }
+
+const serialWriteTimeout = (bytes: number): number => 10_000 + 2 * bytes;
 
 /**
  * Delivers waiting commands: per target, the oldest first and one at a time (order per target),
@@ -28,6 +35,8 @@ export interface DispatcherOptions {
 export class Dispatcher {
   /** Commands in flight, by row, with their target. */
   private readonly inFlight = new Map<number, string>();
+  /** Timeouts of the serial writes under way (cleared at stop: the store closes after). */
+  private readonly writeTimers = new Set<NodeJS.Timeout>();
   private readonly busyTargets = new Set<string>();
   /** Per target, no new attempt before this time (a retry's backoff). */
   private readonly notBefore = new Map<string, { at: number; backoff: Backoff }>();
@@ -54,6 +63,8 @@ export class Dispatcher {
 
   stop(): void {
     this.stopped = true;
+    for (const t of this.writeTimers) clearTimeout(t);
+    this.writeTimers.clear();
     if (this.timer) clearTimeout(this.timer);
     if (this.scheduled) clearImmediate(this.scheduled);
     this.timer = null;
@@ -173,14 +184,36 @@ export class Dispatcher {
     if (!r.port.isOpen) return false; // waits for the port
     this.take(c.n, c.target);
     const bytes = r.suffix.length ? Buffer.concat([c.payload, r.suffix]) : c.payload;
+    // A write that never completes (flow control, a stuck port) must not hold its target for good.
+    const timeoutMs = (this.opts.serialWriteTimeoutMs ?? serialWriteTimeout)(bytes.length);
+    let settled = false;
+    const timer = setTimeout(() => {
+      this.writeTimers.delete(timer);
+      if (settled || this.stopped) return;
+      settled = true;
+      this.release(c.n, c.target);
+      this.finish(c.n, 'failed', `serial write to ${r.name} did not complete in ${timeoutMs} ms (flow control or a stuck port); some of its bytes may have gone out`, this.deps.clock.now());
+      this.kick();
+    }, timeoutMs);
+    this.writeTimers.add(timer);
     r.port.write(bytes).then(
       () => {
+        // After stop the store may be closed: the command stays waiting (serial is at least once).
+        if (settled || this.stopped) return;
+        settled = true;
+        clearTimeout(timer);
+        this.writeTimers.delete(timer);
         this.release(c.n, c.target);
         this.notBefore.delete(c.target);
         this.finish(c.n, 'delivered', null, this.deps.clock.now());
         this.kick();
       },
       (err: Error) => {
+        // After stop the store may be closed: the command stays waiting (serial is at least once).
+        if (settled || this.stopped) return;
+        settled = true;
+        clearTimeout(timer);
+        this.writeTimers.delete(timer);
         this.failedAttempt(c.n, c.target, `serial write to ${r.name} failed: ${err.message}`);
         this.kick();
       },

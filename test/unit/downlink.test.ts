@@ -417,3 +417,19 @@ test('a packet left in flight on an MQTT client the configuration no longer has 
   await dl.stop();
   await j.stop();
 });
+
+test('a serial write that never completes ends its command "failed" after the write timeout, and the target takes the next command', async () => {
+  const j = await openJournal('serial-timeout');
+  const s = new CommandStore(j.database, 'dl');
+  s.insert([cmd('stuck', 'p'), cmd('next', 'p')], NOW);
+  let writes = 0;
+  const port = { isOpen: true, write: () => (++writes === 1 ? new Promise<void>(() => undefined) : Promise.resolve()) };
+  const router = new CommandRouter([{ target: 'p', dest: { kind: 'serial', port, name: 'm', lineEnding: 'none' } }]);
+  const d = new Dispatcher(s, router, (n, o, reason, at) => s.finish(n, o, reason, at ?? NOW), { retries: 0, retryMinMs: 10, retryMaxMs: 10, serialWriteTimeoutMs: () => 50 }, { clock: { now: () => NOW }, logger: silent });
+  d.start();
+  await new Promise((r) => setTimeout(r, 300));
+  d.stop();
+  const outcomes = s.pendingResults().map((r) => [r.id, r.outcome, r.reason?.includes('did not complete') ?? false]);
+  assert.deepEqual(outcomes, [['stuck', 'failed', true], ['next', 'delivered', false]]);
+  await j.stop();
+});
