@@ -52,7 +52,11 @@ for major in ${SLUICE_TEST_NODES:-24 22}; do
   echo "# Node $(node --version) ($(command -v node)): ${#files[@]} test file(s)"
   start=$SECONDS
   # One file at a time: each integration file starts its own brokers, and the machine has 2 cores.
-  if node --test --test-concurrency=1 ${args[@]+"${args[@]}"} "${files[@]}"; then
+  # --test-force-exit: a file's process exits once its tests and hooks are done. Under Node 24 one
+  # (hung-kafka) once finished every test and then spun at 100% CPU for ten minutes inside Node's
+  # own exit (Environment::CleanupHandles waiting on a request that never completed, seen with gdb);
+  # the suite must not hang on that.
+  if node --test --test-force-exit --test-concurrency=1 ${args[@]+"${args[@]}"} "${files[@]}"; then
     echo "# Node $(node --version): passed in $((SECONDS - start)) s"
   else
     echo "# Node $(node --version): FAILED after $((SECONDS - start)) s"
