@@ -249,7 +249,17 @@ export class Gateway implements OpsView {
     if (!sameConfig(prev.time, next.time)) needRestart.push('time');
     // A downlink holds publishers, a consumer group and in-flight packet ids: it is replaced only by a restart.
     if (!sameConfig(prev.downlink, next.downlink)) needRestart.push('downlink');
-    const effective: Config = { ...next, downlink: prev.downlink, time: prev.time, journal: { ...prev.journal, ...bounds(next.journal) }, gateway: { ...next.gateway, id: prev.gateway.id, stallAfterS: prev.gateway.stallAfterS } };
+    // A [[serial]] port a downlink writes through stays as it is until that restart too: the
+    // downlink holds the running source, and a replaced one would leave its commands waiting.
+    const downlinkPorts = new Set(prev.downlink.flatMap((d) => d.route.flatMap((r) => (r.serial === undefined ? [] : [r.serial]))));
+    const serial = next.serial.filter((c) => !downlinkPorts.has(c.name));
+    for (const name of downlinkPorts) {
+      const was = prev.serial.find((c) => c.name === name);
+      if (!was) continue;
+      serial.push(was);
+      if (!sameConfig(was, next.serial.find((c) => c.name === name))) needRestart.push(`serial.${name} (a [[downlink]] writes through it)`);
+    }
+    const effective: Config = { ...next, serial, downlink: prev.downlink, time: prev.time, journal: { ...prev.journal, ...bounds(next.journal) }, gateway: { ...next.gateway, id: prev.gateway.id, stallAfterS: prev.gateway.stallAfterS } };
     if (boundsChanged) {
       this.journal.setBounds(bounds(next.journal));
       changed.push('journal bounds');
