@@ -44,6 +44,8 @@ for f in "${all[@]}"; do
 done
 
 failed=()
+summary=$(mktemp "${TMPDIR:-/tmp}/sluice-test-failed.XXXXXX")
+trap 'rm -f "$summary"' EXIT
 for major in ${SLUICE_TEST_NODES:-24 22}; do
   if [ "$major" = 24 ]; then files=("${all[@]}"); else files=("${short[@]}"); fi
   [ ${#files[@]} -gt 0 ] || { echo "# Node $major: no unit or integration file picked, pass skipped"; continue; }
@@ -56,14 +58,20 @@ for major in ${SLUICE_TEST_NODES:-24 22}; do
   # (hung-kafka) once finished every test and then spun at 100% CPU for ten minutes inside Node's
   # own exit (Environment::CleanupHandles waiting on a request that never completed, seen with gdb);
   # the suite must not hang on that.
-  if node --test --test-force-exit --test-concurrency=1 ${args[@]+"${args[@]}"} "${files[@]}"; then
+  # The output is kept so that a failure is summed up at the end, where a CI log's tail shows it.
+  log=$(mktemp "${TMPDIR:-/tmp}/sluice-test-$major.XXXXXX")
+  if node --test --test-force-exit --test-concurrency=1 --test-reporter=spec ${args[@]+"${args[@]}"} "${files[@]}" 2>&1 | tee "$log"; then
     echo "# Node $(node --version): passed in $((SECONDS - start)) s"
   else
     echo "# Node $(node --version): FAILED after $((SECONDS - start)) s"
+    # The spec reporter's own list of failures, kept to be printed once more at the very end.
+    { echo "# what failed on Node $(node --version):"; sed -n '/failing tests:/,$p' "$log" | head -400; } >>"$summary"
     failed+=("$(node --version)")
   fi
+  rm -f "$log"
 done
 if [ ${#failed[@]} -gt 0 ]; then
+  cat "$summary"
   echo "# failed on Node ${failed[*]}" >&2
   exit 1
 fi
