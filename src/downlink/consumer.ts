@@ -1,4 +1,4 @@
-import { Kafka, type Consumer, type EachBatchPayload } from 'kafkajs';
+import { Kafka, type Consumer, type EachBatchPayload } from '../sinks/kafkajs.js';
 import type { Logger } from 'pino';
 import type { SinkConfig } from '../config/load.js';
 import { kafkajsConfig } from '../sinks/kafka-client.js';

@@ -1,4 +1,4 @@
-import { Partitioners, type ICustomPartitioner } from 'kafkajs';
+import { Partitioners, type ICustomPartitioner } from './kafkajs.js';
 
 /** Per topic, the partition of each key stops growing here and starts again. */
 const CACHE_LIMIT = 10000;

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import kafkajs from 'kafkajs';
+import kafkajs from './kafkajs.js';
 
 // kafkajs is CommonJS; these two are not seen as named exports by Node's ESM loader.
 const { CompressionCodecs, CompressionTypes } = kafkajs;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Kafka, type Admin, type Consumer } from 'kafkajs';
+import { Kafka, type Admin, type Consumer } from './kafkajs.js';
 import type { Logger } from 'pino';
 import type { SinkConfig } from '../config/load.js';
 import { SluiceError } from '../errors.js';

@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type KafkaConfig, type Producer } from 'kafkajs';
+import { Kafka, logLevel, type KafkaConfig, type Producer } from './kafkajs.js';
 import type { Logger } from 'pino';
 import type { SinkConfig } from '../config/load.js';
 import { systemClock, type Clock } from '../util/clock.js';

@@ -1,0 +1,9 @@
+/**
+ * kafkajs, as sluice's code imports it: after its producer's message grouping has been replaced
+ * (kafkajs-linear-grouping.ts), which only works if that happens before kafkajs is first loaded.
+ * Import values from kafkajs here, never from 'kafkajs' directly; type-only imports may.
+ */
+import './kafkajs-linear-grouping.js';
+
+export * from 'kafkajs';
+export { default } from 'kafkajs';
