@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import mqtt, { UniqueMessageIdProvider, type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { UniqueMessageIdProvider, type IClientOptions, type MqttClient } from '../sources/mqtt.js';
 import type { Logger } from 'pino';
 import type { MqttConfig } from '../config/load.js';
 import type { MqttClientFactory } from '../sources/mqtt-source.js';

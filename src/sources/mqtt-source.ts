@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import mqtt, { Store, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import mqtt, { Store, type IClientOptions, type IPublishPacket, type MqttClient } from './mqtt.js';
 import type { Logger } from 'pino';
 import type { Component } from '../component.js';
 import type { MqttConfig } from '../config/load.js';
