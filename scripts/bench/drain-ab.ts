@@ -4,8 +4,10 @@
  * Mosquitto and one Kafka. Reports records/s and CPU µs per record (process user+sys, /proc) for
  * each run. For measuring a change to the drain path without the whole bench.
  *
- *   node dist/scripts/bench/drain-ab.js [--n 200000] [--runs 3] [--prof DIR] LABEL=path/to/dist/src/main.js[@sink TOML line] ...
+ *   node dist/scripts/bench/drain-ab.js [--n 200000] [--runs 3] [--unit] [--prof DIR] LABEL=path/to/dist/src/main.js[@sink TOML line] ...
  *
+ * `--unit`: sluice runs with the systemd unit's environment (NODE_OPTIONS heap flags and all), as
+ * in the full bench; without it, with Node's defaults.
  * `--prof DIR`: each sluice run writes a V8 CPU profile there (node --cpu-prof).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -19,6 +21,7 @@ import { repoRoot, writeConfig } from '../../test/helpers/daemon.js';
 import { KafkaBroker } from '../../test/helpers/kafka.js';
 import { MosquittoBroker } from '../../test/helpers/mosquitto.js';
 import { tempDir } from '../../test/helpers/tmp.js';
+import { unitEnvironment } from '../../test/helpers/unit-env.js';
 import { waitFor } from '../../test/helpers/wait-for.js';
 import { sample } from './proc.js';
 import { benchRecord } from './records.js';
@@ -31,6 +34,9 @@ const opt = (name: string, dflt: string): string => {
 const n = Number(opt('n', '200000'));
 const runs = Number(opt('runs', '3'));
 const prof = opt('prof', '');
+// --unit: sluice runs with the systemd unit's environment (its heap flags), as the full bench runs it.
+const unitIdx = argv.indexOf('--unit');
+const unit = unitIdx >= 0 ? (argv.splice(unitIdx, 1), true) : false;
 const builds = argv.map((a) => {
   const [label, rest] = [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)];
   const [bin, extra] = rest.split('@');
@@ -63,7 +69,7 @@ async function drainSluice(bin: string, extra: string, template: string, admin: 
   await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 3 }] });
   const config = writeConfig({ dir, mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], durability: 'crash', subscribe: 'idle/#', clientId: `sluice-ab-${runId}`, sinkExtra: `compression = "none"\n${extra}`, routes: [{ match: 'bench/+device/#', topic, key: '{device}' }] });
   const args = [...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []), bin, 'run', '-c', config];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: unit ? { ...process.env, ...unitEnvironment() } : process.env });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => void (out += d.toString()));
   await waitFor(() => /sluice ready/.test(out) || null, { timeoutMs: 60000, intervalMs: 5, what: 'ready' });
