@@ -53,12 +53,21 @@ export function encodeRecords(records: readonly NewRecord[]): Buffer {
 export function decodeRecords(buf: Buffer, firstSeq: number, count: number): JournalRecord[] {
   const out: JournalRecord[] = new Array(count);
   let o = 0;
+  // A row's records nearly always share their source: the previous one's string is reused when
+  // the bytes match, instead of a new string per record.
+  let source = '';
+  let sourceAt = -1;
+  let sourceLen = -1;
   for (let i = 0; i < count; i++) {
     const time = buf.readDoubleLE(o);
     o += 8;
     const sl = buf.readUInt16LE(o);
     o += 2;
-    const source = buf.toString('utf8', o, o + sl);
+    if (sl !== sourceLen || buf.compare(buf, sourceAt, sourceAt + sl, o, o + sl) !== 0) {
+      source = buf.toString('utf8', o, o + sl);
+      sourceAt = o;
+      sourceLen = sl;
+    }
     o += sl;
     const tl = buf.readUInt16LE(o);
     o += 2;
