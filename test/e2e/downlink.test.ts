@@ -271,3 +271,51 @@ test('a command whose TTL passes while the local broker is down is reported expi
     await device.stop();
   }
 });
+
+test('a topic per gateway ({gateway}) with select = "header", then with select = "all": only this gateway\'s commands are delivered, each with one result', async () => {
+  // select = "header": the header named select_header must equal gateway.id; the key does not count.
+  await createTopic(kafka.bootstrap, `dl-hdr-${GW}`, 1);
+  const device = new Device(mosquitto.url, 'cmd/#');
+  await device.start();
+  try {
+    const resultTopic = 'dl-hdr-results';
+    const config = downlinkConfig('hdr', { commandTopic: 'dl-hdr-{gateway}', resultTopic, downlinkExtra: 'select = "header"\nselect_header = "site"' });
+    const daemon = Daemon.run(config).start();
+    try {
+      await daemon.waitForLog(/downlink: consuming commands/, 60000);
+      const mine = ['h-1', 'h-2', 'h-3'];
+      await produceCommands(kafka.bootstrap, `dl-hdr-${GW}`, mine.map((id) => ({ key: 'any-key', value: command(id, 'valve/21') })), [`site=${GW}`]);
+      await produceCommands(kafka.bootstrap, `dl-hdr-${GW}`, [{ key: GW, value: command('other-site', 'valve/21') }], ['site=other-gw']);
+      await produceCommands(kafka.bootstrap, `dl-hdr-${GW}`, [{ key: GW, value: command('no-header', 'valve/21') }]);
+      await produceCommands(kafka.bootstrap, `dl-hdr-${GW}`, [{ key: GW, value: command('h-4', 'valve/21') }], [`site=${GW}`]);
+      mine.push('h-4');
+      await waitFor(async () => (await results(kafka.bootstrap, resultTopic)).length >= mine.length, { timeoutMs: 60000, intervalMs: 1000, what: 'a result per command of this gateway' });
+      await delay(1500); // anything extra would show now
+      const res = await results(kafka.bootstrap, resultTopic);
+      const byId = onePerCommand(res, mine);
+      assert.equal(res.length, mine.length, 'no result for records that are not this gateway\'s');
+      for (const id of mine) assert.equal(byId.get(id)!.status, 'delivered', id);
+      assert.deepEqual(device.byTopic().get('cmd/21/set'), mine, 'this gateway\'s commands, once each, in order; not the other site\'s, not the one without the header');
+    } finally {
+      await daemon.stop();
+    }
+    // select = "all": every record on the gateway's own topic is its command, whatever the key.
+    await createTopic(kafka.bootstrap, `dl-all-${GW}`, 1);
+    const allResults = 'dl-all-results';
+    const all = Daemon.run(downlinkConfig('all', { commandTopic: 'dl-all-{gateway}', resultTopic: allResults, downlinkExtra: 'select = "all"' })).start();
+    try {
+      await all.waitForLog(/downlink: consuming commands/, 60000);
+      const ids = ['a-1', 'a-2', 'a-3'];
+      await produceCommands(kafka.bootstrap, `dl-all-${GW}`, ids.map((id, i) => ({ key: ['', 'other-gw', GW][i]!, value: command(id, 'valve/22') })));
+      await waitFor(async () => (await results(kafka.bootstrap, allResults)).length >= ids.length, { timeoutMs: 60000, intervalMs: 1000, what: 'a result per command' });
+      const res = await results(kafka.bootstrap, allResults);
+      const byId = onePerCommand(res, ids);
+      for (const id of ids) assert.equal(byId.get(id)!.status, 'delivered', id);
+      assert.deepEqual(device.byTopic().get('cmd/22/set'), ids);
+    } finally {
+      await all.stop();
+    }
+  } finally {
+    await device.stop();
+  }
+});

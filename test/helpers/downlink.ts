@@ -2,10 +2,13 @@ import { execFile } from 'node:child_process';
 import mqtt, { type MqttClient } from 'mqtt';
 import { consumeOrEmpty } from './kcat.js';
 
-/** Produces lines "key<TAB>value" to a topic with kcat (an independent producer, like an operator's shell). */
-export function produceCommands(bootstrap: string, topic: string, records: { key: string; value: string }[]): Promise<void> {
+/**
+ * Produces lines "key<TAB>value" to a topic with kcat (an independent producer, like an operator's
+ * shell); `headers` ("name=value") go on every record.
+ */
+export function produceCommands(bootstrap: string, topic: string, records: { key: string; value: string }[], headers: string[] = []): Promise<void> {
   return new Promise((resolve, reject) => {
-    const p = execFile('kcat', ['-P', '-b', bootstrap, '-t', topic, '-K', '\t', '-X', 'message.timeout.ms=30000'], { timeout: 60000 }, (err, _out, stderr) => (err ? reject(new Error(`kcat -P failed: ${stderr || err.message}`)) : resolve()));
+    const p = execFile('kcat', ['-P', '-b', bootstrap, '-t', topic, '-K', '\t', '-X', 'message.timeout.ms=30000', ...headers.flatMap((h) => ['-H', h])], { timeout: 60000 }, (err, _out, stderr) => (err ? reject(new Error(`kcat -P failed: ${stderr || err.message}`)) : resolve()));
     p.stdin!.end(records.map((r) => `${r.key}\t${r.value}\n`).join(''));
   });
 }
