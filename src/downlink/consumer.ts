@@ -1,7 +1,7 @@
 import { Kafka, type Consumer, type EachBatchPayload } from '../sinks/kafkajs.js';
 import type { Logger } from 'pino';
 import type { SinkConfig } from '../config/load.js';
-import { kafkajsConfig } from '../sinks/kafka-client.js';
+import { kafkajsConfig } from '../sinks/kafkajs-config.js';
 import { Backoff } from '../util/backoff.js';
 import type { Clock } from '../util/clock.js';
 import { sleep } from '../util/sleep.js';

@@ -3,7 +3,7 @@ import { errorMessage } from '../errors.js';
 import type { ReportGap } from '../journal/gaps.js';
 import type { JournalRecord } from '../journal/journal.js';
 import type { Metrics } from '../metrics.js';
-import type { OutgoingBatch } from './kafka-client.js';
+import type { OutgoingBatch } from './kafka-producer-client.js';
 
 /**
  * Kafka error types that no retry will fix for the record that caused them: the broker refuses

@@ -8,7 +8,8 @@ import { compressionType, registerCodec } from './compression.js';
 import { installFastProduceEncoding } from './kafkajs-fast-encode.js';
 import { PartitionCoverage } from './partition-coverage.js';
 import { metadataOf } from './record-metadata.js';
-import { kafkajsConfig, retryNoticeFor, type CommittedCursor, type KafkaClientContext, type KafkaProducerClient, type OutgoingBatch } from './kafka-client.js';
+import { kafkajsConfig, retryNoticeFor } from './kafkajs-config.js';
+import type { CommittedCursor, KafkaClientContext, KafkaProducerClient, OutgoingBatch } from './kafka-producer-client.js';
 
 /** Transactional id of a sink: stable across restarts, so a restarted gateway fences its old producer. */
 export function transactionalIdFor(gatewayId: string, sinkName: string): string {

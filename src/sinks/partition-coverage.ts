@@ -1,7 +1,7 @@
 import { type ICustomPartitioner, type Message, type RecordMetadata } from 'kafkajs';
 import type { Logger } from 'pino';
 import { SluiceError } from '../errors.js';
-import type { OutgoingBatch } from './kafka-client.js';
+import type { OutgoingBatch } from './kafka-producer-client.js';
 import { cachedDefaultPartitioner } from './cached-partitioner.js';
 
 /**
