@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
 import mqtt, { UniqueMessageIdProvider, type IClientOptions, type MqttClient } from '../sources/mqtt.js';
 import type { Logger } from 'pino';
 import type { MqttConfig } from '../config/load.js';
 import type { MqttClientFactory } from '../sources/mqtt-source.js';
-import { systemCas } from '../util/tls-trust.js';
+import { brokerConnectOptions } from '../sources/mqtt-connect-options.js';
 import type { CommandStore } from './command-store.js';
 import { OutgoingStore } from './outgoing-store.js';
 
@@ -75,25 +74,14 @@ export class MqttPublisher {
         return ok;
       },
     });
-    const tls = cfg.tls.enabled || cfg.url.startsWith('mqtts') || cfg.url.startsWith('wss');
     const options: IClientOptions = {
+      ...brokerConnectOptions(cfg),
       clientId: this.clientId,
-      username: cfg.username,
-      password: cfg.password?.reveal(),
-      protocolVersion: cfg.protocolVersion,
-      clean: false,
-      keepalive: cfg.keepaliveS,
-      connectTimeout: cfg.connectTimeoutMs,
       reconnectPeriod: cfg.reconnectMinMs,
-      resubscribe: false,
-      log: () => undefined,
       outgoingStore: store as unknown as IClientOptions['outgoingStore'],
       // Packet ids of the last run come back from the store on connect; new ones must not collide with them.
       messageIdProvider: new UniqueMessageIdProvider(),
       properties: cfg.protocolVersion === 5 ? { sessionExpiryInterval: Math.max(1, cfg.sessionExpiryS) } : undefined,
-      ...(tls
-        ? { ca: cfg.tls.caFile ? readFileSync(cfg.tls.caFile) : systemCas(), cert: cfg.tls.certFile ? readFileSync(cfg.tls.certFile) : undefined, key: cfg.tls.keyFile ? readFileSync(cfg.tls.keyFile) : undefined, rejectUnauthorized: cfg.tls.rejectUnauthorized }
-        : {}),
     };
     const client = (this.deps.createClient ?? mqtt.connect)(cfg.url, options);
     this.client = client;

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import mqtt, { Store, type IClientOptions, type IPublishPacket, type MqttClient } from './mqtt.js';
 import type { Logger } from 'pino';
 import type { Component } from '../component.js';
@@ -13,7 +12,7 @@ import { OnceLogger } from '../util/once-logger.js';
 import { AckGate } from './ack-gate.js';
 import { Qos2Store } from './qos2-store.js';
 import { RedeliveryFilter } from './redelivery-filter.js';
-import { systemCas } from '../util/tls-trust.js';
+import { brokerConnectOptions } from './mqtt-connect-options.js';
 import { DropCoalescer } from './drop-coalescer.js';
 import { SubscriptionSet } from './subscription-set.js';
 
@@ -125,33 +124,14 @@ export class MqttSource implements Component {
     const cfg = this.cfg;
     const qos2 = new Qos2Store((packet, redelivery) => this.onQos2Publish(packet, redelivery));
     const options: IClientOptions = {
+      ...brokerConnectOptions(cfg),
       clientId: cfg.clientId ?? `sluice-${this.deps.gatewayId}-${cfg.name}`,
-      username: cfg.username,
-      password: cfg.password?.reveal(),
-      protocolVersion: cfg.protocolVersion,
-      clean: false,
-      keepalive: cfg.keepaliveS,
-      connectTimeout: cfg.connectTimeoutMs,
       // Reconnects are ours, with backoff and jitter.
       reconnectPeriod: 0,
       // Subscriptions are ours: reconciled with the config on every connect (reconcile()).
-      resubscribe: false,
       manualConnect: true,
-      // MQTT.js otherwise calls the `debug` package several times per packet: ~3% of CPU, measured.
-      log: () => undefined,
-      // mqtt-packet otherwise pre-builds a 2-byte Buffer for every packet id, 65,536 of them: ~6 MB
-      // of heap (a third of sluice's idle heap, measured) to save one tiny allocation per ack.
-      writeCache: false,
       incomingStore: qos2 as unknown as IClientOptions['incomingStore'],
       properties: cfg.protocolVersion === 5 ? { sessionExpiryInterval: cfg.sessionExpiryS, receiveMaximum: cfg.receiveMaximum } : undefined,
-      ...(cfg.tls.enabled || cfg.url.startsWith('mqtts') || cfg.url.startsWith('wss')
-        ? {
-            ca: cfg.tls.caFile ? readFileSync(cfg.tls.caFile) : systemCas(),
-            cert: cfg.tls.certFile ? readFileSync(cfg.tls.certFile) : undefined,
-            key: cfg.tls.keyFile ? readFileSync(cfg.tls.keyFile) : undefined,
-            rejectUnauthorized: cfg.tls.rejectUnauthorized,
-          }
-        : {}),
     };
     // What the last run journaled without its ack surely reaching the broker, committed with its records.
     const carried = this.deps.journal.setCommitSidecar?.(`redelivery:${this.sourceName}`, this.redelivery.sidecar) ?? null;
