@@ -281,7 +281,8 @@ export class Gateway implements OpsView {
     const replaceSource = (name: string): boolean => !sameConfig(prevMqtt.get(name), nextMqtt.get(name));
     const replaceSink = (name: string): boolean => !sameConfig(prevSink.get(name), nextSink.get(name));
     const prevSerial = new Map(prev.serial.map((p) => [p.name, p]));
-    const nextSerial = new Map(next.serial.map((p) => [p.name, p]));
+    // effective, not next: a port a downlink writes through keeps its running config (above).
+    const nextSerial = new Map(effective.serial.map((p) => [p.name, p]));
     const prevModbus = new Map(prev.modbus.map((b) => [b.name, b]));
     const nextModbus = new Map(next.modbus.map((b) => [b.name, b]));
     const healthChanged = !sameConfig(prev.health, next.health);

@@ -79,3 +79,37 @@ test('reload with a batch in flight: the old sink finishes it before the new one
     tmp.cleanup();
   }
 });
+
+test('reload: a [[serial]] port a downlink writes through is kept as it runs, and the reload says a restart is needed; another [[serial]] is replaced', async () => {
+  const tmp = tempDir();
+  const serial = (baud: number): string => `
+[[serial]]
+name = "meter"
+path = "${join(tmp.path, 'no-such-meter')}"
+baud_rate = ${baud}
+[[serial]]
+name = "other"
+path = "${join(tmp.path, 'no-such-other')}"
+baud_rate = ${baud}
+[[downlink]]
+sink = "k"
+retry_min_ms = 100
+retry_max_ms = 1000
+[[downlink.route]]
+target = "meter"
+serial = "meter"
+`;
+  const createKafkaClient = (): KafkaProducerClient => ({ connect: async () => undefined, disconnect: async () => undefined, send: async () => undefined });
+  const gw = new Gateway(config(tmp.path, 't', `batch_max_records = 10\n${serial(9600)}`), { logger, createKafkaClient });
+  try {
+    await gw.start();
+    const outcome = await gw.reload(config(tmp.path, 't', `batch_max_records = 10\n${serial(19200)}`));
+    assert.ok(outcome.needRestart.includes('serial.meter (a [[downlink]] writes through it)'), JSON.stringify(outcome));
+    assert.ok(!outcome.needRestart.some((n) => n.includes('serial.other')), JSON.stringify(outcome));
+    assert.ok(outcome.changed.some((c) => c.includes('other')), `the other port is replaced: ${JSON.stringify(outcome)}`);
+    assert.ok(!outcome.changed.some((c) => c.includes('meter')), `the downlink's port is kept: ${JSON.stringify(outcome)}`);
+  } finally {
+    await gw.stop();
+    tmp.cleanup();
+  }
+});
