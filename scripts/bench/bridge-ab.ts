@@ -4,7 +4,11 @@
  * or more builds of sluice, alternating, with the unit's NODE_OPTIONS and environment. Reports
  * records/s, CPU µs per record (process user+sys over its whole life, start-up included, as the
  * bench does) and peak RSS; `--idle` instead journals the backlog with Kafka away and reports RSS
- * and anonymous RSS (smaps_rollup) of a fresh start on that journal, 4 s after it is ready.
+ * and anonymous RSS (smaps_rollup) of a fresh start on that journal, 4 s after it is ready;
+ * `--latency RATE` instead runs the bench's live latency scenario (sluice subscribed and shipping,
+ * the load generator publishing N at RATE msg/s, Kafka stamping LogAppendTime) and reports p50,
+ * p99 and max, with the 100 ms windows of publish time whose worst latency passed 100 ms, so a
+ * tail can be placed (start-up, a commit, a GC) instead of guessed.
  *
  *   node dist/scripts/bench/bridge-ab.js [--n 20000] [--runs 3] [--idle] [--prof DIR] LABEL=path/to/dist/src/main.js[@ENV=VALUE,...] ...
  *
@@ -23,7 +27,9 @@ import { freePort } from '../../test/helpers/net.js';
 import { tempDir } from '../../test/helpers/tmp.js';
 import { unitEnvironment } from '../../test/helpers/unit-env.js';
 import { delay, waitFor } from '../../test/helpers/wait-for.js';
+import { consumeAll } from '../../test/helpers/kcat.js';
 import { sample } from './proc.js';
+import { percentile } from './stats.js';
 
 const argv = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => {
@@ -38,6 +44,7 @@ const n = Number(opt('n', '20000'));
 const runs = Number(opt('runs', '3'));
 const prof = opt('prof', '');
 const idle = flag('idle');
+const latencyRate = Number(opt('latency', '0'));
 const builds = argv.map((a) => {
   const [label, rest] = [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)];
   const [bin, extra] = rest.split('@');
@@ -81,15 +88,42 @@ async function stop(p: ChildProcess): Promise<void> {
   await exited(p);
 }
 
-async function loadgen(count: number): Promise<void> {
-  const gen = spawn(process.execPath, [join(repoRoot, 'dist/scripts/bench/loadgen.js'), mosquitto.url, String(count), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function loadgen(count: number, rate = 0): Promise<void> {
+  const gen = spawn(process.execPath, [join(repoRoot, 'dist/scripts/bench/loadgen.js'), mosquitto.url, String(count), String(rate)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   gen.stdout!.on('data', (d: Buffer) => void (out += d.toString()));
   await waitFor(() => /done/.test(out) || null, { timeoutMs: 600000, intervalMs: 10, what: 'loadgen done' });
   await exited(gen);
 }
 
+async function runLatency(b: (typeof builds)[number]): Promise<string> {
+  const id = ++runId;
+  const topic = `latency-ab-${id}`;
+  const clientId = `latency-ab-${id}`;
+  await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 3, configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }] }] });
+  const config = writeConfig({ dir: join(tmp.path, `run-${id}`), mqttUrl: mosquitto.url, brokers: [kafka.bootstrap], subscribe: 'bench/#', clientId, sinkExtra: 'compression = "none"', routes: [{ match: 'bench/+device/#', topic, key: '{device}' }] });
+  const s = start(b, config, true);
+  await waitFor(() => (/subscribed/.test(s.out()) && /Kafka sink started/.test(s.out())) || null, { timeoutMs: 60000, intervalMs: 5, what: 'subscribed and sink started' });
+  await loadgen(n, latencyRate);
+  await waitFor(async () => (await admin.fetchTopicOffsets(topic)).reduce((a, o) => a + Number(o.high), 0) >= n || null, { timeoutMs: 600000, intervalMs: 20, what: `${n} in Kafka` });
+  const x = sample(s.proc.pid!);
+  await stop(s.proc);
+  const c = await mqtt.connectAsync(mosquitto.url, { clientId, clean: true, protocolVersion: 4 });
+  await c.endAsync();
+  const msgs = (await consumeAll(kafka.bootstrap, topic)).map((m) => ({ sent: (JSON.parse(m.payload!) as { ts: number }).ts, lat: m.ts - (JSON.parse(m.payload!) as { ts: number }).ts }));
+  const lat = msgs.map((m) => m.lat);
+  const first = Math.min(...msgs.map((m) => m.sent));
+  const worst = new Map<number, number>();
+  for (const m of msgs) {
+    const w = Math.floor((m.sent - first) / 100);
+    worst.set(w, Math.max(worst.get(w) ?? 0, m.lat));
+  }
+  const slow = [...worst].filter(([, v]) => v > 100).sort((a, b) => a[0] - b[0]).map(([w, v]) => `${(w / 10).toFixed(1)}s:${v}`);
+  return `p50 ${percentile(lat, 50)} ms, p99 ${percentile(lat, 99)} ms, max ${Math.max(...lat)} ms, ${(x.cpuUs / n).toFixed(1)} µs/record, peak RSS ${(x.peakRssBytes / 1e6).toFixed(1)} MB; windows over 100 ms: ${slow.join(' ') || 'none'}`;
+}
+
 async function run(b: (typeof builds)[number]): Promise<string> {
+  if (latencyRate > 0) return runLatency(b);
   const id = ++runId;
   const topic = `bridge-ab-${id}`;
   const clientId = `bridge-ab-${id}`;
