@@ -10,7 +10,7 @@
  * p99 and max, with the 100 ms windows of publish time whose worst latency passed 100 ms, so a
  * tail can be placed (start-up, a commit, a GC) instead of guessed.
  *
- *   node dist/scripts/bench/bridge-ab.js [--n 20000] [--runs 3] [--idle] [--prof DIR] LABEL=path/to/dist/src/main.js[@ENV=VALUE,...] ...
+ *   node dist/scripts/bench/bridge-ab.js [--n 20000] [--runs 3] [--idle | --latency RATE] [--prof DIR] LABEL=path/to/dist/src/main.js[@ENV=VALUE,...] ...
  *
  * `--prof DIR`: each sluice run writes a V8 CPU profile there (node --cpu-prof).
  */
@@ -96,6 +96,17 @@ async function loadgen(count: number, rate = 0): Promise<void> {
   await exited(gen);
 }
 
+/** Waits until `count` records are in the topic (every partition's high-water mark summed). */
+async function waitInKafka(topic: string, count: number): Promise<void> {
+  await waitFor(async () => (await admin.fetchTopicOffsets(topic)).reduce((a, o) => a + Number(o.high), 0) >= count || null, { timeoutMs: 600000, intervalMs: 20, what: `${count} in Kafka` });
+}
+
+/** Ends the persistent session a run left at Mosquitto, so the next run starts from nothing. */
+async function dropSession(clientId: string): Promise<void> {
+  const c = await mqtt.connectAsync(mosquitto.url, { clientId, clean: true, protocolVersion: 4 });
+  await c.endAsync();
+}
+
 async function runLatency(b: (typeof builds)[number]): Promise<string> {
   const id = ++runId;
   const topic = `latency-ab-${id}`;
@@ -105,21 +116,25 @@ async function runLatency(b: (typeof builds)[number]): Promise<string> {
   const s = start(b, config, true);
   await waitFor(() => (/subscribed/.test(s.out()) && /Kafka sink started/.test(s.out())) || null, { timeoutMs: 60000, intervalMs: 5, what: 'subscribed and sink started' });
   await loadgen(n, latencyRate);
-  await waitFor(async () => (await admin.fetchTopicOffsets(topic)).reduce((a, o) => a + Number(o.high), 0) >= n || null, { timeoutMs: 600000, intervalMs: 20, what: `${n} in Kafka` });
+  await waitInKafka(topic, n);
   const x = sample(s.proc.pid!);
   await stop(s.proc);
-  const c = await mqtt.connectAsync(mosquitto.url, { clientId, clean: true, protocolVersion: 4 });
-  await c.endAsync();
-  const msgs = (await consumeAll(kafka.bootstrap, topic)).map((m) => ({ sent: (JSON.parse(m.payload!) as { ts: number }).ts, lat: m.ts - (JSON.parse(m.payload!) as { ts: number }).ts }));
+  await dropSession(clientId);
+  const msgs = (await consumeAll(kafka.bootstrap, topic)).map((m) => {
+    const sent = (JSON.parse(m.payload!) as { ts: number }).ts;
+    return { sent, lat: m.ts - sent };
+  });
   const lat = msgs.map((m) => m.lat);
-  const first = Math.min(...msgs.map((m) => m.sent));
+  // Loops, not Math.min(...xs): a spread of ~100,000 arguments can overflow the stack.
+  const first = msgs.reduce((a, m) => Math.min(a, m.sent), Infinity);
+  const max = lat.reduce((a, v) => Math.max(a, v), -Infinity);
   const worst = new Map<number, number>();
   for (const m of msgs) {
     const w = Math.floor((m.sent - first) / 100);
     worst.set(w, Math.max(worst.get(w) ?? 0, m.lat));
   }
   const slow = [...worst].filter(([, v]) => v > 100).sort((a, b) => a[0] - b[0]).map(([w, v]) => `${(w / 10).toFixed(1)}s:${v}`);
-  return `p50 ${percentile(lat, 50)} ms, p99 ${percentile(lat, 99)} ms, max ${Math.max(...lat)} ms, ${(x.cpuUs / n).toFixed(1)} µs/record, peak RSS ${(x.peakRssBytes / 1e6).toFixed(1)} MB; windows over 100 ms: ${slow.join(' ') || 'none'}`;
+  return `p50 ${percentile(lat, 50)} ms, p99 ${percentile(lat, 99)} ms, max ${max} ms, ${(x.cpuUs / n).toFixed(1)} µs/record, peak RSS ${(x.peakRssBytes / 1e6).toFixed(1)} MB; windows over 100 ms: ${slow.join(' ') || 'none'}`;
 }
 
 async function run(b: (typeof builds)[number]): Promise<string> {
@@ -150,14 +165,13 @@ async function run(b: (typeof builds)[number]): Promise<string> {
     result = `idle RSS ${(x.rssBytes / 1e6).toFixed(1)} MB, anonymous ${(anonRss(again.proc.pid!) / 1e6).toFixed(1)} MB (right after ingesting: ${(after.rssBytes / 1e6).toFixed(1)} MB)`;
     s.proc = again.proc;
   } else {
-    await waitFor(async () => (await admin.fetchTopicOffsets(topic)).reduce((a, o) => a + Number(o.high), 0) >= n || null, { timeoutMs: 600000, intervalMs: 20, what: `${n} in Kafka` });
+    await waitInKafka(topic, n);
     const t1 = Date.now();
     const x = sample(s.proc.pid!);
     result = `${Math.round((n * 1000) / (t1 - t0))} records/s, ${(x.cpuUs / n).toFixed(1)} µs/record, peak RSS ${(x.peakRssBytes / 1e6).toFixed(1)} MB`;
   }
   await stop(s.proc);
-  const c = await mqtt.connectAsync(mosquitto.url, { clientId, clean: true, protocolVersion: 4 });
-  await c.endAsync();
+  await dropSession(clientId);
   return result;
 }
 
