@@ -170,6 +170,9 @@ async function ingestBare() {
 }
 
 // ---------------------------------------------------------------- scenario 2: live end to end
+/** Load at the start of a latency run that the warm p99 leaves out, in ms (at most half the run). */
+const WARM_UP_MS = 2000;
+const warmUpMs = (seconds: number): number => Math.min(WARM_UP_MS, (seconds * 1000) / 2);
 type LiveKind = 'sluice' | 'naive';
 async function live(kind: LiveKind, rate: number, n: number) {
   const topic = `live-${kind}-${++runId}`;
@@ -208,13 +211,22 @@ async function live(kind: LiveKind, rate: number, n: number) {
   await stop();
   let p50 = NaN;
   let p99 = NaN;
+  let p99Warm = NaN;
   if (rate > 0) {
-    const msgs = await consumeAll(kafka.bootstrap, topic);
-    const lat = msgs.map((m) => m.ts - (JSON.parse(m.payload!) as { ts: number }).ts);
+    const msgs = (await consumeAll(kafka.bootstrap, topic)).map((m) => {
+      const sent = (JSON.parse(m.payload!) as { ts: number }).ts;
+      return { sent, lat: m.ts - sent };
+    });
+    const lat = msgs.map((m) => m.lat);
     p50 = percentile(lat, 50);
     p99 = percentile(lat, 99);
+    // The same without the first seconds of load: a process seconds old runs cold code and grows
+    // its heap (NOTES.md, "the p99 tail"); a gateway that runs for months lives in the rest.
+    const first = msgs.reduce((a, m) => Math.min(a, m.sent), Infinity);
+    const warm = warmUpMs(n / rate);
+    p99Warm = percentile(msgs.filter((m) => m.sent - first >= warm).map((m) => m.lat), 99);
   }
-  return { rate: (n * 1000) / (t1 - t0), writePerPayloadByte: (s1.writeBytes - s0.writeBytes) / (n * PAYLOAD_BYTES), peakRss: s1.peakRssBytes, rss: s1.rssBytes, p50, p99 };
+  return { rate: (n * 1000) / (t1 - t0), writePerPayloadByte: (s1.writeBytes - s0.writeBytes) / (n * PAYLOAD_BYTES), peakRss: s1.peakRssBytes, rss: s1.rssBytes, p50, p99, p99Warm };
 }
 
 // ---------------------------------------------------------------- scenario 3: drain
@@ -441,6 +453,7 @@ async function main(): Promise<void> {
   const p99 = figure(lat.sluice.map((r) => r.p99));
   rows.push({ scenario: 'live end-to-end', figure: `p50 latency at ${half.toLocaleString('en-US')} msg/s`, unit: 'ms', sluice: figure(lat.sluice.map((r) => r.p50)), baseline: { name: 'naive bridge', value: figure(lat.naive.map((r) => r.p50)) } });
   rows.push({ scenario: 'live end-to-end', figure: `p99 latency at ${half.toLocaleString('en-US')} msg/s`, unit: 'ms', sluice: p99, baseline: { name: 'naive bridge', value: figure(lat.naive.map((r) => r.p99)) }, target: '≤ 250 ms', met: p99.median <= 250 });
+  rows.push({ scenario: 'live end-to-end', figure: `p99 latency at ${half.toLocaleString('en-US')} msg/s after the first ${warmUpMs(size.latencySeconds) / 1000} s of load`, unit: 'ms', sluice: figure(lat.sluice.map((r) => r.p99Warm)), baseline: { name: 'naive bridge', value: figure(lat.naive.map((r) => r.p99Warm)) } });
 
   // 3 + 7: drain.
   log(`prefilling ${size.drain} records`);
