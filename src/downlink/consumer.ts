@@ -88,7 +88,12 @@ export class CommandConsumer {
     const o = this.opts;
     this.state = 'connecting';
     const kafka = new Kafka(kafkajsConfig(o.sink, o.clientId, this.deps.logger, this.deps.clock));
-    const consumer = kafka.consumer({ groupId: o.groupId, sessionTimeout: o.sessionTimeoutMs, heartbeatInterval: Math.max(500, Math.floor(o.sessionTimeoutMs / 5)), retry: { retries: 5, initialRetryTime: o.retryMinMs, maxRetryTime: o.retryMaxMs } });
+    // A rebalance timeout near the session's. A gateway killed while its JoinGroup or SyncGroup
+    // was pending is still "awaiting" to the coordinator. Its session does not expire, and the
+    // coordinator waits for it up to the rebalance timeout: kafkajs's default 60 s, in which the
+    // restarted gateway read nothing. A live member learns of a rebalance within one fetch wait
+    // (kafkajs's 5 s) and handles a batch in far less, so session + 5 s lets it always rejoin.
+    const consumer = kafka.consumer({ groupId: o.groupId, sessionTimeout: o.sessionTimeoutMs, rebalanceTimeout: o.sessionTimeoutMs + 5000, maxWaitTimeInMs: 5000, heartbeatInterval: Math.max(500, Math.floor(o.sessionTimeoutMs / 5)), retry: { retries: 5, initialRetryTime: o.retryMinMs, maxRetryTime: o.retryMaxMs } });
     this.consumer = consumer;
     consumer.on(consumer.events.CRASH, (e) => {
       const payload = e.payload as { error: Error; restart: boolean };
