@@ -16,12 +16,12 @@ import { pino } from 'pino';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
 import { Daemon, repoRoot, writeConfig } from '../../test/helpers/daemon.js';
 import { KafkaBroker } from '../../test/helpers/kafka.js';
-import { consumeAll } from '../../test/helpers/kcat.js';
 import { MosquittoBroker } from '../../test/helpers/mosquitto.js';
 import { freePort } from '../../test/helpers/net.js';
 import { tempDir } from '../../test/helpers/tmp.js';
 import { unitEnvironment } from '../../test/helpers/unit-env.js';
 import { delay, waitFor } from '../../test/helpers/wait-for.js';
+import { latencies } from './latency.js';
 import { benchModbus, VALUES_PER_POLL } from './modbus.js';
 import { sample } from './proc.js';
 import { benchRecord } from './records.js';
@@ -213,16 +213,12 @@ async function live(kind: LiveKind, rate: number, n: number) {
   let p99 = NaN;
   let p99Warm = NaN;
   if (rate > 0) {
-    const msgs = (await consumeAll(kafka.bootstrap, topic)).map((m) => {
-      const sent = (JSON.parse(m.payload!) as { ts: number }).ts;
-      return { sent, lat: m.ts - sent };
-    });
+    const { msgs, first } = await latencies(kafka.bootstrap, topic);
     const lat = msgs.map((m) => m.lat);
     p50 = percentile(lat, 50);
     p99 = percentile(lat, 99);
     // The same without the first seconds of load: a process seconds old runs cold code and grows
     // its heap (NOTES.md, "the p99 tail"); a gateway that runs for months lives in the rest.
-    const first = msgs.reduce((a, m) => Math.min(a, m.sent), Infinity);
     const warm = warmUpMs(n / rate);
     p99Warm = percentile(msgs.filter((m) => m.sent - first >= warm).map((m) => m.lat), 99);
   }
