@@ -25,6 +25,9 @@ export interface PageUsage {
 
 export const EVICT_CHUNK = 16;
 
+/** SQLite's page cache for the journal's connection, in KiB. */
+const PAGE_CACHE_KIB = 2048;
+
 /** True for errors that mean the filesystem (or SQLite's view of it) has no room. */
 export function isDiskFull(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
@@ -87,6 +90,11 @@ export class JournalStore {
   }
 
   private prepare(db: Database.Database): void {
+    // better-sqlite3 builds SQLite with a 16 MiB page cache per connection. The journal appends and
+    // reads each row once, so a large cache holds nothing worth keeping, and the start-up
+    // quick_check (every page of the file) filled it: ~15 MB of malloc'd memory the process kept
+    // for good. 2 MiB still holds every interior b-tree page of a multi-GB file.
+    db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
     const header = inspectHeader(db);
     if (header.kind === 'foreign') {
       throw new SluiceError('SLUICE_JOURNAL_CORRUPT', `${this.opts.path} is ${header.problem}`, { cause: { foreign: true } });

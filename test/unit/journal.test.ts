@@ -11,6 +11,7 @@ import { checkJournalFile } from '../../src/journal/check.js';
 import type { GapReport } from '../../src/journal/gaps.js';
 import type { NewRecord } from '../../src/journal/journal.js';
 import { SqliteJournal } from '../../src/journal/sqlite-journal.js';
+import { JournalStore } from '../../src/journal/store.js';
 import { SluiceError } from '../../src/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -338,4 +339,15 @@ test('a foreign database with a stray header is still refused, every time', asyn
   }
   assert.deepEqual(readdirSync(tmp.path).filter((f) => f.startsWith('stranger2.db.')), [], 'nothing set aside');
   assert.match(checkJournalFile(path).problems.join(';'), /not a sluice journal/);
+});
+
+test("the journal's SQLite page cache is 2 MiB, not better-sqlite3's 16 MiB (start-up's quick_check reads every page, and the process kept what it filled)", () => {
+  const store = new JournalStore({ path: join(tmp.path, 'cache.db'), durability: 'crash' });
+  store.openFile();
+  try {
+    assert.equal(new Database(':memory:').pragma('cache_size', { simple: true }), -16000, "better-sqlite3's own default (if it changes, revisit the journal's)");
+    assert.equal(store.db.pragma('cache_size', { simple: true }), -2048);
+  } finally {
+    store.close();
+  }
 });
