@@ -1,5 +1,6 @@
 import type { MqttClient, Packet } from 'mqtt';
 import { SluiceError } from '../errors.js';
+import { encodeAcks, isEncodableAck, type EncodableAck } from './ack-encoder.js';
 
 /*
  * Holds PUBACK/PUBREC until the journal commit that contains the message, without stalling
@@ -105,14 +106,29 @@ export class AckGate {
     while (n < this.held.length && this.held[n]!.waitFor <= committed) n++;
     if (n === 0) return;
     const ready = this.held.splice(0, n);
+    // Written as one Buffer (ack-encoder.ts); an ack it cannot encode goes through MQTT.js, in order.
+    const batch: EncodableAck[] = [];
     for (const h of ready) {
-      if (h.generation === this.generation && this.client.connected) {
+      if (h.generation !== this.generation || !this.client.connected) continue;
+      if (isEncodableAck(h.packet)) batch.push(h.packet);
+      else {
+        this.write(batch);
         this.send(h.packet);
-        this.ackedSincePing = true;
-        this.onAckSent(h.packet.messageId!, this.pingsSent);
       }
+      this.ackedSincePing = true;
+      this.onAckSent(h.packet.messageId!, this.pingsSent);
     }
+    this.write(batch);
     this.pingIfUnconfirmed();
+  }
+
+  /** Writes (and empties) `batch` straight to the connection's stream, as MQTT.js would have. */
+  private write(batch: EncodableAck[]): void {
+    if (batch.length === 0) return;
+    // MQTT.js announces every packet it writes; listeners (tests, debugging) still see each ack.
+    if (this.client.listenerCount('packetsend') > 0) for (const p of batch) this.client.emit('packetsend', p);
+    this.client.stream.write(encodeAcks(batch, this.client.options.protocolVersion ?? 4));
+    batch.length = 0;
   }
 
   /** One PINGREQ in flight at a time, only while some ack's arrival is unconfirmed. */
