@@ -87,6 +87,11 @@ export class CommitQueue {
     return this.pending.length;
   }
 
+  /** A full group (commit_max_records or 4 MiB) waits for a commit already scheduled, and commits succeed. */
+  get commitDue(): boolean {
+    return this.immediate !== null && !this.failing;
+  }
+
   /** False while commits fail and the records waiting reached their bound. */
   get accepting(): boolean {
     return !(this.failing && this.pendingOver(1));

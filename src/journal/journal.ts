@@ -75,6 +75,12 @@ export interface Journal extends Component {
   onCommit(listener: (committedSeq: number) => void): () => void;
   /** False while a bound or a full disk holds appends off (they throw SLUICE_JOURNAL_FULL). */
   readonly accepting: boolean;
+  /**
+   * True while a full group (commit_max_records records or 4 MiB) is already due to commit and
+   * commits succeed: a source that can stop reading should wait for the next `onCommit` rather
+   * than pile more records in memory behind it.
+   */
+  readonly commitDue?: boolean;
   /** Commits whatever is pending now. */
   flush(): void;
   /** Highest seq durably committed. */

@@ -261,6 +261,10 @@ export class SqliteJournal implements Journal {
     return this.queue.lastAssignedSeq;
   }
 
+  get commitDue(): boolean {
+    return this.queue.commitDue;
+  }
+
   /** Whether appends are taken now (false while a bound, a full disk or failing commits hold them off). */
   get accepting(): boolean {
     return this.space.full === null && this.queue.accepting;

@@ -10,6 +10,7 @@ import { Backoff } from '../util/backoff.js';
 import type { Clock } from '../util/clock.js';
 import { OnceLogger } from '../util/once-logger.js';
 import { AckGate } from './ack-gate.js';
+import { IntakeHold } from './intake-hold.js';
 import { Qos2Store } from './qos2-store.js';
 import { RedeliveryFilter } from './redelivery-filter.js';
 import { brokerConnectOptions } from './mqtt-connect-options.js';
@@ -56,6 +57,8 @@ export class MqttSource implements Component {
   readonly name: string;
   private client: MqttClient | null = null;
   private gate: AckGate | null = null;
+  /** Pauses MQTT.js's parsing while a full group commit is due (bounds the records in memory). */
+  private readonly hold: IntakeHold;
   /** Messages journaled whose ack may not have reached the broker: their redeliveries are not journaled again. */
   private readonly redelivery = new RedeliveryFilter();
   private readonly redelivered: { inc: (by?: number) => void };
@@ -92,6 +95,7 @@ export class MqttSource implements Component {
     this.received = deps.metrics.counter('sluice_source_received_total', { source: this.sourceName });
     this.redelivered = deps.metrics.counter('sluice_source_redeliveries_skipped_total', { source: this.sourceName });
     this.drops = new DropCoalescer(this.sourceName, deps.reportGap ?? (() => undefined));
+    this.hold = new IntakeHold(() => deps.journal.commitDue === true);
   }
 
   get connected(): boolean {
@@ -122,7 +126,7 @@ export class MqttSource implements Component {
     if (this.client) return;
     this.stopping = false;
     const cfg = this.cfg;
-    const qos2 = new Qos2Store((packet, redelivery) => this.onQos2Publish(packet, redelivery));
+    const qos2 = new Qos2Store((packet, redelivery) => this.onQos2Publish(packet, redelivery), (next) => this.hold.pass(next));
     const options: IClientOptions = {
       ...brokerConnectOptions(cfg),
       clientId: cfg.clientId ?? `sluice-${this.deps.gatewayId}-${cfg.name}`,
@@ -147,7 +151,10 @@ export class MqttSource implements Component {
       (id, pingsBefore) => this.redelivery.acked(id, pingsBefore),
       (pingsAnswered) => this.redelivery.confirmed(pingsAnswered),
     );
-    this.unsubscribeCommit = this.deps.journal.onCommit(() => this.gate?.release());
+    this.unsubscribeCommit = this.deps.journal.onCommit(() => {
+      this.gate?.release();
+      this.hold.committed();
+    });
     client.handleMessage = (packet, cb) => this.onMessage(packet, cb);
     client.on('connect', (connack) => this.onConnect(connack.sessionPresent));
     client.on('close', () => this.onClose());
@@ -277,6 +284,7 @@ export class MqttSource implements Component {
 
   private onClose(): void {
     const dropped = this.gate?.connectionLost() ?? 0;
+    this.hold.open();
     if (this.stopping) return;
     if (this.pausedSince !== null) {
       this.state = 'waiting';
@@ -347,7 +355,7 @@ export class MqttSource implements Component {
       if (seq > before) this.redelivery.journaled(packet.messageId!, packet.topic, payloadOf(packet), seq);
       this.gate!.expect(packet.messageId!, seq);
     }
-    cb();
+    this.hold.pass(cb);
   }
 
   /** QoS 0 cannot be redelivered: a message the full journal cannot take is lost, and says so. */
@@ -444,6 +452,7 @@ export class MqttSource implements Component {
   async stop(): Promise<void> {
     if (!this.client || this.stopping) return;
     this.stopping = true;
+    this.hold.open(); // what comes next is not taken (stopping)
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     if (this.resumeTimer) clearInterval(this.resumeTimer);

@@ -12,8 +12,14 @@ import type { IPublishPacket, Packet } from 'mqtt';
 export class Qos2Store {
   private readonly known = new Map<number, { topic: string }>();
 
-  /** `onPublish` journals a new QoS 2 PUBLISH; false means it could not, and no PUBREC may follow. */
-  constructor(private readonly onPublish: (packet: IPublishPacket, isRedelivery: boolean) => boolean) {}
+  /**
+   * `onPublish` journals a new QoS 2 PUBLISH; false means it could not, and no PUBREC may follow.
+   * `proceed` lets MQTT.js go on to the next packet (now, or once a due commit happened).
+   */
+  constructor(
+    private readonly onPublish: (packet: IPublishPacket, isRedelivery: boolean) => boolean,
+    private readonly proceed: (next: () => void) => void = (next) => next(),
+  ) {}
 
   put(packet: Packet, cb: (err?: Error) => void): this {
     const p = packet as IPublishPacket;
@@ -21,7 +27,7 @@ export class Qos2Store {
     const redelivery = this.known.has(id);
     if (!this.onPublish(p, redelivery)) return this; // no callback: no PUBREC; the source reconnects
     if (!redelivery) this.known.set(id, { topic: p.topic });
-    cb();
+    this.proceed(() => cb());
     return this;
   }
 

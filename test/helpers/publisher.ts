@@ -26,14 +26,14 @@ export class Publisher {
    * Publishes `perDevice` readings to each of `devices` topics "dev/d<i>/reading", interleaved,
    * keeping up to `window` in flight. Returns the number acknowledged.
    */
-  async publishMany(devices: number, perDevice: number, opts: { start?: number; window?: number; prefix?: string } = {}): Promise<number> {
+  async publishMany(devices: number, perDevice: number, opts: { start?: number; window?: number; prefix?: string; qos?: 1 | 2 } = {}): Promise<number> {
     const window = opts.window ?? 200;
     const start = opts.start ?? 0;
     const inflight = new Set<Promise<void>>();
     let acked = 0;
     for (let n = start; n < start + perDevice; n++) {
       for (let d = 0; d < devices; d++) {
-        const p = this.publish(`${opts.prefix ?? 'dev'}/d${d}/reading`, reading(`d${d}`, n)).then(() => {
+        const p = this.publish(`${opts.prefix ?? 'dev'}/d${d}/reading`, reading(`d${d}`, n), opts.qos ?? 1).then(() => {
           acked++;
           inflight.delete(p);
         });
