@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { crc32c } from './crc32c.js';
 
 /**
  * A faster encoder for kafkajs's Produce request (API versions 3–7, record batch v2), byte for
@@ -10,7 +11,8 @@ import { createRequire } from 'node:module';
  * varlongs with BigInt-backed `Long`s and allocates a `Buffer` per varint. Here one pass sizes a
  * partition's batch and a second writes it into one Buffer. Everything else stays kafkajs's:
  * the request framing, sequence numbers and epochs (eosManager), transactions, retries, SASL,
- * codecs (`lookupCodec`, so sluice's registered ones) and its CRC32C.
+ * codecs (`lookupCodec`, so sluice's registered ones). The batch CRC-32C is ours (crc32c.ts),
+ * eight bytes per step where kafkajs's takes one.
  *
  * How: `protocol` of kafkajs's Produce definition (protocol/requests/produce/index.js) is read by
  * the broker for every request, so wrapping that one property switches the request's `encode`
@@ -67,7 +69,6 @@ export interface ProduceArgs {
 const PATCH_MARK = Symbol.for('sluice.kafkajs-fast-encode');
 const Long = require('kafkajs/src/utils/long.js') as LongStatic;
 const Encoder = require('kafkajs/src/protocol/encoder.js') as new (size?: number) => KafkajsEncoder;
-const crc32C = require('kafkajs/src/protocol/recordBatch/crc32C/index.js') as (b: Buffer) => number;
 const { lookupCodec } = require('kafkajs/src/protocol/message/compression/index.js') as { lookupCodec(type: number): Codec | null };
 
 /** Returned by a sizing step for input kafkajs's encoder must handle itself. */
@@ -190,7 +191,7 @@ async function encodePartition(
   at = out.writeInt32BE(n, at);
   if (none) writeRecords(out, at, messages, deltas, bodies, headerCounts);
   else records!.copy(out, at);
-  out.writeUInt32BE(crc32C(out.subarray(bodyAt)), crcAt);
+  out.writeUInt32BE(crc32c(out.subarray(bodyAt)), crcAt);
   return out;
 }
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import { registerCodec, type CompressionName } from '../../src/sinks/compression.js';
+import { crc32c } from '../../src/sinks/crc32c.js';
 import { encodeProduceRequest, installFastProduceEncoding, PATCHED_FOR_KAFKAJS, type ProduceArgs, type ProduceMessage } from '../../src/sinks/kafkajs-fast-encode.js';
 
 const require = createRequire(import.meta.url);
@@ -119,4 +120,23 @@ test('installing twice patches once', () => {
   const protocol = produce.protocol;
   assert.equal(installFastProduceEncoding(), true);
   assert.equal(produce.protocol, protocol);
+});
+
+test("the batch CRC-32C is kafkajs's own, for every length and content", () => {
+  const kafkajsCrc32C = require('kafkajs/src/protocol/recordBatch/crc32C/index.js') as (b: Buffer) => number;
+  // The check value of CRC-32C (RFC 3720 B.4): "123456789" -> 0xe3069283.
+  assert.equal(crc32c(Buffer.from('123456789')), 0xe3069283);
+  assert.equal(crc32c(Buffer.alloc(0)), kafkajsCrc32C(Buffer.alloc(0)));
+  for (let len = 1; len < 300; len++) {
+    const b = Buffer.alloc(len);
+    for (let i = 0; i < len; i++) b[i] = (Math.random() * 256) | 0;
+    assert.equal(crc32c(b), kafkajsCrc32C(b), `length ${len}`);
+    // A view at an odd offset in a larger buffer, as the encoder passes the batch body.
+    const big = Buffer.concat([Buffer.from([1, 2, 3]), b]);
+    assert.equal(crc32c(big.subarray(3)), kafkajsCrc32C(b));
+  }
+  const large = Buffer.alloc(1 << 20);
+  for (let i = 0; i < large.length; i++) large[i] = (i * 2654435761) >>> 24;
+  assert.equal(crc32c(large), kafkajsCrc32C(large));
+  assert.equal(crc32c(Buffer.alloc(4096, 0xff)), kafkajsCrc32C(Buffer.alloc(4096, 0xff)));
 });
