@@ -208,7 +208,15 @@ export class KafkaSink implements Component {
     } catch (err) {
       const refused = neverAcceptedReason(err);
       // Read again while the rows are still marked in flight, so eviction cannot have taken one.
-      const again = refused ? this.deps.journal.read(first - 1, count, Number.MAX_SAFE_INTEGER).filter((r) => r.seq <= last) : [];
+      let again: JournalRecord[] = [];
+      if (refused && !this.stopping) {
+        try {
+          again = this.deps.journal.read(first - 1, count, Number.MAX_SAFE_INTEGER).filter((r) => r.seq <= last);
+        } catch (readErr) {
+          // Only when the journal closed under a send that outlived the shutdown deadline.
+          this.log.warn({ err: errorMessage(readErr) }, 'could not read a refused batch again; it is sent again next time');
+        }
+      }
       this.deps.journal.inFlight(this.cfg.name, null);
       this.limiter?.refund(bytes);
       // Hook (dead-letter.ts): records Kafka will never accept are isolated, not retried forever.

@@ -81,6 +81,14 @@ export class AckGate {
         this.pingsSent++;
         this.ackedSincePing = false;
       }
+      if ((packet.cmd === 'puback' || packet.cmd === 'pubrec') && packet.messageId !== undefined && !client.connected) {
+        // The ack of a message from a connection that is gone (MQTT.js's parser went on after the
+        // close): MQTT.js would queue it for the next connection, where the id may name another
+        // message. The broker redelivers the message instead.
+        this.expected.delete(packet.messageId);
+        cb?.();
+        return;
+      }
       if ((packet.cmd === 'puback' || packet.cmd === 'pubrec') && packet.messageId !== undefined && this.expected.has(packet.messageId)) {
         const waitFor = this.expected.get(packet.messageId)!;
         this.expected.delete(packet.messageId);

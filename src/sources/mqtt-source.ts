@@ -152,8 +152,8 @@ export class MqttSource implements Component {
       (pingsAnswered) => this.redelivery.confirmed(pingsAnswered),
     );
     this.unsubscribeCommit = this.deps.journal.onCommit(() => {
-      this.gate?.release();
       this.hold.committed();
+      this.gate?.release();
     });
     client.handleMessage = (packet, cb) => this.onMessage(packet, cb);
     client.on('connect', (connack) => this.onConnect(connack.sessionPresent));
@@ -283,8 +283,9 @@ export class MqttSource implements Component {
   }
 
   private onClose(): void {
-    const dropped = this.gate?.connectionLost() ?? 0;
+    // The held parser goes on first: acks for what it takes now are dropped with the connection.
     this.hold.open();
+    const dropped = this.gate?.connectionLost() ?? 0;
     if (this.stopping) return;
     if (this.pausedSince !== null) {
       this.state = 'waiting';
@@ -332,6 +333,9 @@ export class MqttSource implements Component {
       if (packet.qos === 1) this.gate!.expect(packet.messageId!, Number.POSITIVE_INFINITY);
       return cb();
     }
+    // Parsed before its connection closed (MQTT.js's parser goes on with what it had read): not
+    // journaled and not acknowledged; the broker redelivers it on the next connection.
+    if (!this.client?.connected) return cb();
     const before = this.deps.journal.lastAssignedSeq;
     const original = packet.qos === 1 ? this.redelivery.match(packet.messageId!, packet.dup, packet.topic, payloadOf(packet)) : null;
     if (original !== null) {
@@ -397,7 +401,7 @@ export class MqttSource implements Component {
 
   private onQos2Publish(packet: IPublishPacket, redelivery: boolean): boolean {
     try {
-      if (this.pausedSince !== null) return false;
+      if (this.pausedSince !== null || !this.client?.connected) return false;
       // A redelivered PUBLISH was journaled already; its PUBREC waits only for what is pending.
       if (redelivery) {
         this.gate!.expect(packet.messageId!, this.deps.journal.lastAssignedSeq);

@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import { test } from 'node:test';
-import mqttPacket from 'mqtt-packet';
+import type mqttPacketTypes from 'mqtt-packet';
 import { encodeAcks, isEncodableAck, type EncodableAck } from '../../src/sources/ack-encoder.js';
 
-// What MQTT.js itself sends for each ack (it writes with mqtt-packet, the version it depends on).
-const reference = (acks: EncodableAck[], protocolVersion: number): Buffer => Buffer.concat(acks.map((a) => mqttPacket.generate(a as mqttPacket.Packet, { protocolVersion })));
+// What MQTT.js itself sends for each ack: the mqtt-packet that mqtt resolves (its own dependency).
+const fromMqtt = createRequire(createRequire(import.meta.url).resolve('mqtt'));
+const mqttPacket = fromMqtt('mqtt-packet') as typeof mqttPacketTypes;
+type Packet = mqttPacketTypes.Packet;
+const reference = (acks: EncodableAck[], protocolVersion: number): Buffer => Buffer.concat(acks.map((a) => mqttPacket.generate(a as Packet, { protocolVersion })));
 
 test('PUBACKs and PUBRECs encode to the bytes mqtt-packet writes, in every protocol version, with and without reason codes', () => {
   const acks: EncodableAck[] = [];
@@ -25,10 +29,10 @@ test('PUBACKs and PUBRECs encode to the bytes mqtt-packet writes, in every proto
 });
 
 test('an ack with MQTT 5 properties, or any other packet, is left to MQTT.js', () => {
-  assert.equal(isEncodableAck({ cmd: 'puback', messageId: 1 } as mqttPacket.Packet), true);
-  assert.equal(isEncodableAck({ cmd: 'pubrec', messageId: 1, reasonCode: 0 } as mqttPacket.Packet), true);
-  assert.equal(isEncodableAck({ cmd: 'puback', messageId: 1, properties: { reasonString: 'x' } } as mqttPacket.Packet), false);
-  assert.equal(isEncodableAck({ cmd: 'pubcomp', messageId: 1 } as mqttPacket.Packet), false);
-  assert.equal(isEncodableAck({ cmd: 'pingreq' } as mqttPacket.Packet), false);
-  assert.equal(isEncodableAck({ cmd: 'puback' } as mqttPacket.Packet), false);
+  assert.equal(isEncodableAck({ cmd: 'puback', messageId: 1 } as Packet), true);
+  assert.equal(isEncodableAck({ cmd: 'pubrec', messageId: 1, reasonCode: 0 } as Packet), true);
+  assert.equal(isEncodableAck({ cmd: 'puback', messageId: 1, properties: { reasonString: 'x' } } as Packet), false);
+  assert.equal(isEncodableAck({ cmd: 'pubcomp', messageId: 1 } as Packet), false);
+  assert.equal(isEncodableAck({ cmd: 'pingreq' } as Packet), false);
+  assert.equal(isEncodableAck({ cmd: 'puback' } as Packet), false);
 });
