@@ -283,7 +283,7 @@ export class MqttSource implements Component {
   }
 
   private onClose(): void {
-    // The held parser goes on first: acks for what it takes now are dropped with the connection.
+    // The held parser goes on first: QoS 1/2 it parsed is not taken now (the broker redelivers it).
     this.hold.open();
     const dropped = this.gate?.connectionLost() ?? 0;
     if (this.stopping) return;
@@ -333,9 +333,10 @@ export class MqttSource implements Component {
       if (packet.qos === 1) this.gate!.expect(packet.messageId!, Number.POSITIVE_INFINITY);
       return cb();
     }
-    // Parsed before its connection closed (MQTT.js's parser goes on with what it had read): not
-    // journaled and not acknowledged; the broker redelivers it on the next connection.
-    if (!this.client?.connected) return cb();
+    // QoS 1 parsed before its connection closed (MQTT.js's parser goes on with what it had read):
+    // not journaled, not acknowledged; the broker redelivers it on the next connection. QoS 0 is
+    // journaled as usual: nothing would ever bring it again.
+    if (packet.qos === 1 && !this.client?.connected) return cb();
     const before = this.deps.journal.lastAssignedSeq;
     const original = packet.qos === 1 ? this.redelivery.match(packet.messageId!, packet.dup, packet.topic, payloadOf(packet)) : null;
     if (original !== null) {
