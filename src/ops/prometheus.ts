@@ -45,10 +45,14 @@ const HELP: Record<string, string> = {
   sluice_config_reloads_total: 'Successful config reloads (SIGHUP).',
 };
 
-/** Renders `Metrics` plus the status report's gauges in the Prometheus text format (0.0.4). */
+/**
+ * Renders `Metrics` plus the status report's gauges in the Prometheus text format (0.0.4). A
+ * series appears once: where the registry holds one the status report also computes, the report's
+ * (read at this scrape) wins — Prometheus rejects a scrape with a duplicate series.
+ */
 export function renderPrometheus(metrics: Metrics, status: StatusReport, reloadsOk: number): string {
-  const all: Sample[] = samples(metrics.snapshot());
-  const g = (name: string, value: number, labels: Record<string, string> = {}): void => void all.push({ name, labels, value });
+  const fromStatus: Sample[] = [];
+  const g = (name: string, value: number, labels: Record<string, string> = {}): void => void fromStatus.push({ name, labels, value });
   g('sluice_up', 1);
   g('sluice_ready', status.state === 'ready' ? 1 : 0);
   g('sluice_degraded', status.state === 'degraded' ? 1 : 0);
@@ -70,6 +74,9 @@ export function renderPrometheus(metrics: Metrics, status: StatusReport, reloads
     g('sluice_sink_eta_seconds', s.eta_s ?? -1, l);
     g('sluice_sink_failing_seconds', s.failing_since ? Math.max(0, (Date.now() - Date.parse(s.failing_since)) / 1000) : 0, l);
   }
+  const computed = new Set(fromStatus.map((s) => s.name + labelText(s.labels)));
+  const all = samples(metrics.snapshot()).filter((s) => !computed.has(s.name + labelText(s.labels)));
+  all.push(...fromStatus);
   const families = new Map<string, Sample[]>();
   for (const s of all) {
     let f = families.get(s.name);

@@ -78,7 +78,7 @@ export class KafkaSink implements Component {
     this.metadata = new MetadataEncoder(deps.gatewayId);
     this.backoff = new Backoff({ initialMs: cfg.retryMinMs, maxMs: cfg.retryMaxMs });
     this.limiter = cfg.maxBytesPerSecond ? new RateLimiter(cfg.maxBytesPerSecond, deps.clock) : null;
-    this.progress = new DrainProgress({ sink: cfg.name, intervalMs: cfg.progressIntervalS * 1000, behindThreshold: cfg.batchMaxRecords, clock: deps.clock, logger: this.log, metrics: deps.metrics });
+    this.progress = new DrainProgress({ intervalMs: cfg.progressIntervalS * 1000, behindThreshold: cfg.batchMaxRecords, clock: deps.clock, logger: this.log });
     // Hook (dead-letter.ts): isolates records Kafka refuses for good.
     this.rejects = new RejectHandler({
       sinkName: cfg.name,

@@ -44,6 +44,19 @@ test('Prometheus text: one HELP and TYPE per family, counters end in _total, lab
   for (const line of text.trim().split('\n')) assert.match(line, /^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? -?[\d.e+]+)$/, line);
 });
 
+test('Prometheus text: each series once; a gauge the registry also holds comes from the status report', () => {
+  const m = new Metrics();
+  // A stale copy in the registry (as the sink's drain progress once set it) must not make a second series.
+  m.set('sluice_sink_lag_records', { sink: 'cloud' }, 0);
+  m.set('sluice_sink_eta_seconds', { sink: 'cloud' }, 0);
+  m.set('sluice_sink_lag_records', { sink: 'other' }, 4);
+  const text = renderPrometheus(m, report(), 0);
+  assert.deepEqual(text.split('\n').filter((l) => l.startsWith('sluice_sink_lag_records')).sort(), ['sluice_sink_lag_records{sink="cloud"} 12345', 'sluice_sink_lag_records{sink="other"} 4']);
+  assert.deepEqual(text.split('\n').filter((l) => l.startsWith('sluice_sink_eta_seconds')), ['sluice_sink_eta_seconds{sink="cloud"} -1']);
+  const series = text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.slice(0, l.lastIndexOf(' ')));
+  assert.equal(new Set(series).size, series.length, 'no series twice');
+});
+
 test('progress: rates over the window, ETA from drain minus append rate, failing from errors after the last success', () => {
   const p = new ProgressTracker(60000);
   const at = (t: number, cursor: number, lastSeq: number, errors: number, lastSuccessS: number): void =>
